@@ -1,0 +1,45 @@
+# Two commands on a fresh machine: `make reproduce` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CORES ?= all
+CONFIG ?= config/config.yaml
+EXTRAS := dev
+ifeq ($(GPU),1)
+EXTRAS := dev,gpu
+endif
+
+export MUJOCO_GL ?= egl
+export PYTHONWARNINGS ?= ignore
+
+.PHONY: venv reproduce test lint format bench clean-results test-slurm
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+reproduce: venv
+	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG)
+
+test: venv
+	$(BIN)/pytest -q tests
+
+lint: venv
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/snakemake --lint
+
+format: venv
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+bench: venv
+	$(BIN)/python benchmarks/run.py
+
+clean-results:
+	rm -rf results paper_figures .snakemake

@@ -1,0 +1,83 @@
+"""Networks shared by the agents: MLPs, critic ensembles and flow vector fields.
+
+Initialisation and layer order follow the field's JAX offline-RL code (FQL/OGBench): Dense
+layers with variance-scaling (fan_avg, uniform) kernels, GELU, optional LayerNorm after each
+hidden activation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+
+def default_init(scale: float = 1.0) -> Callable:
+    return nn.initializers.variance_scaling(scale, "fan_avg", "uniform")
+
+
+class MLP(nn.Module):
+    hidden_dims: Sequence[int]
+    activations: Callable = nn.gelu
+    activate_final: bool = False
+    layer_norm: bool = False
+    kernel_init: Callable = default_init()
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        for i, size in enumerate(self.hidden_dims):
+            x = nn.Dense(size, kernel_init=self.kernel_init)(x)
+            if i + 1 < len(self.hidden_dims) or self.activate_final:
+                x = self.activations(x)
+                if self.layer_norm:
+                    x = nn.LayerNorm()(x)
+        return x
+
+
+def ensemblize(module_cls: type[nn.Module], num: int) -> type[nn.Module]:
+    """Stack `num` independent copies of a module; outputs gain a leading ensemble axis."""
+    return nn.vmap(
+        module_cls,
+        variable_axes={"params": 0},
+        split_rngs={"params": True},
+        in_axes=None,
+        out_axes=0,
+        axis_size=num,
+    )
+
+
+class Value(nn.Module):
+    """V(s) or Q(s, a) (an ensemble of `num_ensembles` when > 1), output shape (E, B) or (B,).
+
+    `extra_inputs` are concatenated to the input, e.g. a step-count feature.
+    """
+
+    hidden_dims: Sequence[int]
+    layer_norm: bool = True
+    num_ensembles: int = 2
+
+    @nn.compact
+    def __call__(self, observations, actions=None, *extra_inputs) -> jnp.ndarray:
+        parts = [observations] + ([actions] if actions is not None else []) + list(extra_inputs)
+        x = jnp.concatenate(parts, axis=-1)
+        dims = (*self.hidden_dims, 1)
+        if self.num_ensembles > 1:
+            net = ensemblize(MLP, self.num_ensembles)(dims, layer_norm=self.layer_norm)
+        else:
+            net = MLP(dims, layer_norm=self.layer_norm)
+        return net(x).squeeze(-1)
+
+
+class ActorVectorField(nn.Module):
+    """Flow-matching velocity v(s, x_t, t) (FQL's BC flow policy and one-step policy)."""
+
+    hidden_dims: Sequence[int]
+    action_dim: int
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, observations, actions, times=None) -> jnp.ndarray:
+        parts = [observations, actions] + ([times] if times is not None else [])
+        x = jnp.concatenate(parts, axis=-1)
+        return MLP((*self.hidden_dims, self.action_dim), layer_norm=self.layer_norm)(x)
