@@ -1,0 +1,65 @@
+"""`sorlab report`: tables and figures from results/ (see docs/report.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sorlab.report.aggregates import DEFAULT_BOOTSTRAP_REPS, DEFAULT_BOOTSTRAP_SEED
+
+
+def _inference(text: str) -> tuple[str, tuple[int, int]]:
+    """'sorl=8:1' -> ('sorl', (8, 1))."""
+    try:
+        name, point = text.split("=", 1)
+        m_inf, n = point.split(":")
+        return name, (int(m_inf), int(n))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(
+            f"expected AGENT=M_INF:N (e.g. sorl=8:1), got {text!r}"
+        ) from e
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--results",
+        default="results",
+        help="results directory (read; tables written to RESULTS/tables)",
+    )
+    parser.add_argument(
+        "--figures", default="paper_figures", help="directory for the figures (PDF + PNG)"
+    )
+    parser.add_argument("--default-inference", type=_inference, action="append", default=[],
+                        metavar="AGENT=M_INF:N",
+                        help="inference point for Table 1 and the aggregates (repeatable); "
+                        "default: N=1 and the largest M_inf evaluated")  # fmt: skip
+    parser.add_argument("--bootstrap-reps", type=_positive, default=DEFAULT_BOOTSTRAP_REPS,
+                        help="stratified-bootstrap resamples for the intervals (default %(default)s)")  # fmt: skip
+    parser.add_argument("--bootstrap-seed", type=int, default=DEFAULT_BOOTSTRAP_SEED,
+                        help="seed of the bootstrap (default %(default)s)")  # fmt: skip
+
+
+def main(args: argparse.Namespace) -> int:
+    from sorlab.report.build import build_report
+    from sorlab.report.collect import ReportInputError
+
+    try:
+        paths = build_report(
+            args.results,
+            args.figures,
+            default_inference=dict(args.default_inference),
+            bootstrap_reps=args.bootstrap_reps,
+            bootstrap_seed=args.bootstrap_seed,
+        )
+    except ReportInputError as e:
+        print(f"sorlab report: {e}", file=sys.stderr)
+        return 1
+    print(f"sorlab report: wrote {len(paths)} files under {args.results}/tables and {args.figures}")
+    return 0
