@@ -11,6 +11,8 @@ EXTRAS := dev,gpu
 endif
 
 export MUJOCO_GL ?= egl
+# Workflow rules call `sorlab`: the venv's bin/ first on PATH.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONWARNINGS ?= ignore
 
 .PHONY: venv reproduce test lint format bench clean-results test-slurm
@@ -37,6 +39,11 @@ lint: venv
 format: venv
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
+
+# A one-node SLURM cluster on this machine (root; installs slurm-wlm, munge, mariadb-server),
+# the tiny study through workflow/profiles/slurm, compared with a local run (docs/cluster.md).
+test-slurm: venv
+	SORLAB_SLURM_TEST=1 $(BIN)/pytest -q -s tests/slurm
 
 bench: venv
 	$(BIN)/python benchmarks/run.py
