@@ -1,0 +1,164 @@
+"""`sorlab bench update`: an agent's update throughput on synthetic data, as ONE JSON line.
+
+It runs the trainer's own scanned chunk (sorlab.train.ChunkRunner: batches drawn on the device
+inside a jitted `lax.scan`), so the number is what training gets. FLOPs per update come from
+XLA's cost analysis of the compiled single update; the machine's fp32 matmul rate is measured
+in the same process (a jitted loop of square matmuls at JAX's default precision, the one the
+update uses), so `ratio` says how close the update gets to this machine's dense-matmul speed.
+
+XLA's cost analysis counts a conditional (`lax.switch`/`cond`) as its costliest branch and a
+while/fori loop body once: SORL's update (a switch over the drawn step count k) is counted as a
+k = M_BTT update, an upper bound on its average cost; FQL's Euler loop is counted as one step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+
+from sorlab.train import (
+    ChunkRunner,
+    TrainError,
+    example_batch,
+    get_agent,
+    resolve_agent_config,
+    root_keys,
+)
+
+
+def synthetic_data(
+    size: int, obs_dim: int, action_dim: int, seed: int = 0
+) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    data = example_batch(obs_dim, action_dim, size)
+    data["observations"] = rng.normal(size=(size, obs_dim)).astype(np.float32)
+    data["next_observations"] = rng.normal(size=(size, obs_dim)).astype(np.float32)
+    data["actions"] = rng.uniform(-1, 1, (size, action_dim)).astype(np.float32)
+    data["next_actions"] = np.roll(data["actions"], -1, axis=0)
+    data["rewards"] = (rng.random(size) < 0.1).astype(np.float32) - 1.0
+    data["masks"] = np.ones(size, np.float32)
+    return data
+
+
+def _flops(compiled) -> float | None:
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, list | tuple):  # older JAX: one dict per program
+        analysis = analysis[0] if analysis else {}
+    flops = (analysis or {}).get("flops")
+    return float(flops) if flops is not None and flops > 0 else None
+
+
+def matmul_gflops(n: int = 1024, min_seconds: float = 0.5) -> float:
+    """Sustained fp32 GFLOP/s of a jitted loop of n x n matmuls on the default device."""
+    import jax
+    import jax.numpy as jnp
+
+    @jax.jit
+    def loop(x, w, reps):
+        # Renormalise so values stay finite however many products are taken.
+        return jax.lax.fori_loop(0, reps, lambda _, y: jnp.tanh(y @ w), x)
+
+    key_x, key_w = jax.random.split(jax.random.PRNGKey(0))
+    x = jax.random.normal(key_x, (n, n), jnp.float32)
+    w = jax.random.normal(key_w, (n, n), jnp.float32) / np.sqrt(n)
+    jax.block_until_ready(loop(x, w, 1))  # compile and warm up
+    reps = 1
+    while True:
+        start = time.perf_counter()
+        jax.block_until_ready(loop(x, w, reps))
+        seconds = time.perf_counter() - start
+        if seconds >= min_seconds or reps >= 1 << 16:
+            return 2 * n**3 * reps / seconds / 1e9
+        reps *= 2
+
+
+def bench_update(
+    agent_name: str,
+    obs_dim: int = 28,
+    action_dim: int = 5,
+    updates: int = 300,
+    batch_size: int = 256,
+    overrides: list[str] | None = None,
+    env: str = "cube-single-play-singletask-task2-v0",
+    data_size: int = 100_000,
+    seed: int = 0,
+) -> dict:
+    import jax
+
+    agent = get_agent(agent_name)
+    config = resolve_agent_config(
+        agent, agent_name, env, [f"batch_size={batch_size}", *(overrides or [])]
+    )
+    data_np = synthetic_data(data_size, obs_dim, action_dim, seed)
+    data = jax.device_put(data_np)
+    init_key, train_key = root_keys(seed)
+    state = agent.init(init_key, {k: v[:1] for k, v in data_np.items()}, config)
+
+    # FLOPs of one update, from XLA's cost analysis of the compiled update.
+    batch = {k: v[:batch_size] for k, v in data_np.items()}
+    update_flops = _flops(jax.jit(agent.update).lower(state, batch, train_key).compile())
+
+    runner = ChunkRunner(agent, batch_size)
+    runner.get(updates, state, data, train_key, jax.numpy.int32(0))
+    state, _, _ = jax.block_until_ready(runner(updates, state, data, train_key, 0))  # warm-up
+    start = time.perf_counter()
+    state, _, finite = jax.block_until_ready(runner(updates, state, data, train_key, updates))
+    seconds = time.perf_counter() - start
+    updates_per_s = updates / seconds
+
+    peak = matmul_gflops()
+    gflops = update_flops * updates_per_s / 1e9 if update_flops else None
+    return {
+        "agent": agent_name,
+        "backend": jax.default_backend(),
+        "device": jax.devices()[0].device_kind,
+        "obs_dim": obs_dim,
+        "action_dim": action_dim,
+        "batch_size": batch_size,
+        "updates": updates,
+        "overrides": list(overrides or []),
+        "updates_per_s": updates_per_s,
+        "update_gflop": update_flops / 1e9 if update_flops else None,
+        "update_gflops": gflops,
+        "matmul_gflops": peak,
+        "ratio": gflops / peak if gflops else None,
+        "compile_s": runner.compile_s,
+        "finite": bool(finite),
+        "flops_note": "XLA cost analysis: a conditional counts as its costliest branch, a loop body once",
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--agent", required=True)
+    parser.add_argument("--obs-dim", type=int, default=28)
+    parser.add_argument("--action-dim", type=int, default=5)
+    parser.add_argument("--updates", type=int, default=300, help="updates per timed chunk")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument(
+        "--env", default="cube-single-play-singletask-task2-v0", help="env for default_config"
+    )
+    parser.add_argument(
+        "--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE"
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        result = bench_update(
+            args.agent,
+            obs_dim=args.obs_dim,
+            action_dim=args.action_dim,
+            updates=args.updates,
+            batch_size=args.batch_size,
+            overrides=args.overrides,
+            env=args.env,
+        )
+    except TrainError as err:
+        print(f"sorlab bench update: error: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
