@@ -1,0 +1,254 @@
+"""CAC: consistency actor-critic (Ding & Jin 2024, "Consistency Models as a Rich and Efficient
+Policy Class for RL"), a diffusion-family baseline in the FQL paper.
+
+The policy is a consistency model f(x, sigma | s) = c_skip(sigma) x + c_out(sigma) F(c_in x,
+c_noise(sigma), s) (EDM/consistency-model parametrisation, sigma in [0.002, 80], Karras grid
+with rho = 7). Its loss is consistency training on dataset actions plus eta times a normalised
+Q loss on actions sampled with `sample_steps` consistency steps (gradients through the steps):
+    L = L_CT + eta * (-Q(s, a_pi) / stop_grad(mean |Q|)).
+The critic is a TD critic (two-member LayerNorm ensemble) with next actions from the policy.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from sorlab.agents._fql_common import (
+    TrainState,
+    apply_gradients,
+    check_batch,
+    create_state,
+    discount_for,
+    per_env,
+    soft_update,
+)
+from sorlab.agents.fawac import Q_AGG, aggregate
+from sorlab.agents.fbrac import q_maximisation_loss
+from sorlab.networks import ActorVectorField, Value
+
+# Weight of the normalised Q loss per OGBench family: 10 / (FQL's alpha for the family), i.e.
+# more behaviour cloning where FQL needs more (see docs/baselines.md).
+ETA = {
+    "antmaze-large-navigate": 1.0,
+    "antmaze-giant-navigate": 1.0,
+    "humanoidmaze-medium-navigate": 0.3,
+    "humanoidmaze-large-navigate": 0.3,
+    "antsoccer-arena-navigate": 1.0,
+    "cube-single-play": 0.03,
+    "cube-double-play": 0.03,
+    "scene-play": 0.03,
+    "puzzle-3x3-play": 0.01,
+    "puzzle-4x4-play": 0.01,
+}
+BATCH_KEYS = ("observations", "actions", "rewards", "masks", "next_observations")
+SIGMA_DATA = 0.5
+
+
+def default_config(env_name: str) -> dict:
+    return dict(
+        lr=3e-4,
+        batch_size=256,
+        actor_hidden_dims=(512, 512, 512, 512),
+        value_hidden_dims=(512, 512, 512, 512),
+        layer_norm=True,  # critics
+        actor_layer_norm=False,
+        discount=discount_for(env_name),
+        tau=0.005,
+        q_agg=per_env(env_name, Q_AGG, "mean", "CAC q_agg"),
+        eta=per_env(env_name, ETA, 1.0, "CAC eta"),  # weight of the normalised Q loss
+        sigma_min=0.002,
+        sigma_max=80.0,
+        rho=7.0,
+        num_scales=40,  # Karras grid size N for consistency training
+        sample_steps=2,  # consistency sampling steps (acting, TD targets, Q loss)
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Consistency-model pieces
+
+
+def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float) -> jax.Array:
+    """Increasing noise levels sigma_0 = sigma_min < ... < sigma_{n-1} = sigma_max."""
+    ramp = jnp.linspace(0.0, 1.0, n)
+    lo, hi = sigma_min ** (1.0 / rho), sigma_max ** (1.0 / rho)
+    return (lo + ramp * (hi - lo)) ** rho
+
+
+def consistency_scalings(sigma, sigma_min: float):
+    """c_skip, c_out, c_in of the consistency-model parametrisation (f = x at sigma_min)."""
+    c_skip = SIGMA_DATA**2 / ((sigma - sigma_min) ** 2 + SIGMA_DATA**2)
+    c_out = SIGMA_DATA * (sigma - sigma_min) / jnp.sqrt(sigma**2 + SIGMA_DATA**2)
+    c_in = 1.0 / jnp.sqrt(sigma**2 + SIGMA_DATA**2)
+    return c_skip, c_out, c_in
+
+
+def consistency_fn(net_fn, observations, x, sigma, sigma_min: float):
+    """f(x, sigma | s) with the boundary condition f(x, sigma_min) = x; sigma shape (..., 1)."""
+    c_skip, c_out, c_in = consistency_scalings(sigma, sigma_min)
+    return c_skip * x + c_out * net_fn(observations, c_in * x, 0.25 * jnp.log(sigma))
+
+
+def consistency_training_loss(net_fn, observations, actions, n_idx, noise, sigmas, sigma_min):
+    """Consistency training (no teacher): match f(a + sigma_{n+1} z, sigma_{n+1}) to the
+    stop-gradient f(a + sigma_n z, sigma_n) for a shared z (improved CT: target = current
+    parameters without gradient, uniform weighting, squared L2 per action dimension)."""
+    s_hi, s_lo = sigmas[n_idx + 1], sigmas[n_idx]
+    pred = consistency_fn(net_fn, observations, actions + s_hi * noise, s_hi, sigma_min)
+    target = consistency_fn(net_fn, observations, actions + s_lo * noise, s_lo, sigma_min)
+    return jnp.mean(jnp.square(pred - jax.lax.stop_gradient(target)))
+
+
+def sample_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: float) -> jax.Array:
+    """Decreasing noise levels for multistep consistency sampling, starting at sigma_max."""
+    return karras_sigmas(steps + 1, sigma_min, sigma_max, rho)[1:][::-1]
+
+
+def consistency_sample(net_fn, observations, rng, action_dim: int, sigmas, sigma_min: float):
+    """Multistep consistency sampling: denoise from sigma_max in one jump, then re-noise to
+    each next sigma and jump again. Differentiable through all steps; clipped to [-1, 1]."""
+    shape = (*observations.shape[:-1], action_dim)
+    rng, z_rng = jax.random.split(rng)
+    x = sigmas[0] * jax.random.normal(z_rng, shape)
+    a = consistency_fn(net_fn, observations, x, jnp.full((*shape[:-1], 1), sigmas[0]), sigma_min)
+    for i in range(1, sigmas.shape[0]):
+        rng, z_rng = jax.random.split(rng)
+        scale = jnp.sqrt(sigmas[i] ** 2 - sigma_min**2)
+        x = jnp.clip(a, -1.0, 1.0) + scale * jax.random.normal(z_rng, shape)
+        a = consistency_fn(
+            net_fn, observations, x, jnp.full((*shape[:-1], 1), sigmas[i]), sigma_min
+        )
+    return jnp.clip(a, -1.0, 1.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Agent interface
+
+
+def _networks(config):
+    actor = ActorVectorField(
+        hidden_dims=config["actor_hidden_dims"],
+        action_dim=config["action_dim"],
+        layer_norm=config["actor_layer_norm"],
+    )
+    critic = Value(hidden_dims=config["value_hidden_dims"], layer_norm=config["layer_norm"])
+    return actor, critic
+
+
+def sample_policy(config, actor_params, observations: jax.Array, rng: jax.Array) -> jax.Array:
+    actor, _ = _networks(config)
+    sigmas = sample_sigmas(
+        config["sample_steps"], config["sigma_min"], config["sigma_max"], config["rho"]
+    )
+    return consistency_sample(
+        lambda o, x, c: actor.apply({"params": actor_params}, o, x, c),
+        observations,
+        rng,
+        config["action_dim"],
+        sigmas,
+        config["sigma_min"],
+    )
+
+
+def init(rng: jax.Array, example_batch: dict, config: dict) -> TrainState:
+    check_batch(example_batch, BATCH_KEYS, "cac")
+    config = {**config, "action_dim": int(example_batch["actions"].shape[-1])}
+    actor, critic = _networks(config)
+    obs = jnp.asarray(example_batch["observations"][:1])
+    act = jnp.asarray(example_batch["actions"][:1])
+    actor_rng, critic_rng = jax.random.split(rng)
+    params = {
+        "actor": actor.init(actor_rng, obs, act, act[:, :1])["params"],
+        "critic": critic.init(critic_rng, obs, act)["params"],
+    }
+    return create_state(params, ("critic",), config)
+
+
+def critic_loss(state: TrainState, params, batch: dict, rng: jax.Array):
+    config = state.config
+    _, critic = _networks(config)
+    actor_params = jax.lax.stop_gradient(params["actor"])
+    next_actions = sample_policy(config, actor_params, batch["next_observations"], rng)
+    next_qs = critic.apply(
+        {"params": state.target_params["critic"]}, batch["next_observations"], next_actions
+    )
+    target = batch["rewards"] + config["discount"] * batch["masks"] * aggregate(
+        next_qs, config["q_agg"]
+    )
+    qs = critic.apply({"params": params["critic"]}, batch["observations"], batch["actions"])
+    loss = jnp.square(qs - jax.lax.stop_gradient(target)).mean()
+    return loss, {"critic/loss": loss, "critic/q_mean": qs.mean(), "critic/q_max": qs.max()}
+
+
+def actor_loss(state: TrainState, params, batch: dict, rng: jax.Array):
+    config = state.config
+    actor, critic = _networks(config)
+    n_rng, z_rng, pi_rng = jax.random.split(rng, 3)
+    obs, actions = batch["observations"], batch["actions"]
+    sigmas = karras_sigmas(
+        config["num_scales"], config["sigma_min"], config["sigma_max"], config["rho"]
+    )
+    n_idx = jax.random.randint(n_rng, (*actions.shape[:-1], 1), 0, config["num_scales"] - 1)
+    noise = jax.random.normal(z_rng, actions.shape)
+    ct_loss = consistency_training_loss(
+        lambda o, x, c: actor.apply({"params": params["actor"]}, o, x, c),
+        obs,
+        actions,
+        n_idx,
+        noise,
+        sigmas,
+        config["sigma_min"],
+    )
+    pi_actions = sample_policy(config, params["actor"], obs, pi_rng)
+    q = critic.apply({"params": jax.lax.stop_gradient(params["critic"])}, obs, pi_actions).mean(
+        axis=0
+    )
+    q_loss = q_maximisation_loss(q, normalize=True)
+    loss = ct_loss + config["eta"] * q_loss
+    return loss, {
+        "actor/loss": loss,
+        "actor/ct_loss": ct_loss,
+        "actor/q_loss": q_loss,
+        "actor/q": q.mean(),
+    }
+
+
+def update(state: TrainState, batch: dict, rng: jax.Array) -> tuple[TrainState, dict]:
+    critic_rng, actor_rng = jax.random.split(rng)
+
+    def loss_fn(params):
+        c_loss, c_info = critic_loss(state, params, batch, critic_rng)
+        a_loss, a_info = actor_loss(state, params, batch, actor_rng)
+        return c_loss + a_loss, {**c_info, **a_info}
+
+    grads, info = jax.grad(loss_fn, has_aux=True)(state.params)
+    params, opt_state = apply_gradients(state, grads)
+    # Target from the parameters before this update, as in the released FQL-family code.
+    target = soft_update(state.params["critic"], state.target_params["critic"], state.config["tau"])
+    new_state = state.replace(
+        step=state.step + 1, params=params, target_params={"critic": target}, opt_state=opt_state
+    )
+    return new_state, info
+
+
+@jax.jit
+def _act(state: TrainState, observations: jax.Array, rng: jax.Array) -> jax.Array:
+    return sample_policy(state.config, state.params["actor"], observations, rng)
+
+
+def act(state: TrainState, observations, rng: jax.Array, **inference) -> jax.Array:
+    """Sample with `sample_steps` consistency steps; `m_inf` and `n` are accepted and ignored."""
+    return _act(state, jnp.asarray(observations), rng)
+
+
+@jax.jit
+def _q_value(state: TrainState, observations: jax.Array, actions: jax.Array) -> jax.Array:
+    _, critic = _networks(state.config)
+    qs = critic.apply({"params": state.params["critic"]}, observations, actions)
+    return aggregate(qs, state.config["q_agg"])
+
+
+def q_value(state: TrainState, observations, actions, **inference) -> jax.Array:
+    """Critic estimate (B,) with the training aggregation."""
+    return _q_value(state, jnp.asarray(observations), jnp.asarray(actions))
