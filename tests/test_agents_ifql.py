@@ -32,6 +32,7 @@ def test_value_losses_are_iqls():
         config["discount"],
     ) == (32, 0.9, 10, 0.995)
     assert ifql.default_config("cube-single-play-v0")["discount"] == 0.99
+    assert ifql.default_config("antsoccer-arena-navigate-singletask-task4-v0")["num_samples"] == 64
 
 
 @pytest.fixture(scope="module")

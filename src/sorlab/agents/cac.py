@@ -27,7 +27,8 @@ from sorlab.agents.fawac import Q_AGG, aggregate
 from sorlab.agents.fbrac import q_maximisation_loss
 from sorlab.networks import ActorVectorField, Value
 
-# Weight of the normalised Q loss per OGBench family: 10 / (FQL's alpha for the family), i.e.
+# Weight of the normalised Q loss per OGBench family. CHOSEN, not sourced (the FQL paper's CAC
+# column could not be read here): 10 / (FQL's alpha for the family), i.e.
 # more behaviour cloning where FQL needs more (see docs/baselines.md).
 ETA = {
     "antmaze-large-navigate": 1.0,

@@ -28,8 +28,9 @@ from sorlab.agents._fql_common import (
 )
 from sorlab.networks import ActorVectorField, Value
 
-# AWAC inverse temperature per OGBench family: FQL's per-environment IQL (AWR) temperatures, the
-# same kind of exponentiated-advantage weight (see docs/baselines.md).
+# AWAC inverse temperature per OGBench family. CHOSEN, not sourced: the FQL paper's FAWAC column
+# could not be read here, so these are the IQL (AWR) temperatures for the family, the same kind of
+# exponentiated-advantage weight (see docs/baselines.md).
 ALPHA = {
     "antmaze-large-navigate": 10.0,
     "antmaze-giant-navigate": 10.0,

@@ -31,7 +31,8 @@ from sorlab.agents.fawac import (
     weighted_flow_loss,
 )
 
-# BC coefficient per OGBench family: FQL's alpha for the family (same role and scale: alpha
+# BC coefficient per OGBench family. CHOSEN, not sourced (the FQL paper's FBRAC column could not
+# be read here): FQL's alpha for the family (same role and scale: alpha
 # times a flow/distillation loss of order 0.1-1 against an unnormalised mean Q), see
 # docs/baselines.md.
 ALPHA = {

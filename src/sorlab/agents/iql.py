@@ -28,9 +28,9 @@ from sorlab.agents._fql_common import (
 )
 from sorlab.networks import Value
 
-# AWR inverse temperature `alpha` per OGBench family (FQL paper, appendix table of
-# task-specific hyperparameters; humanoidmaze-medium and visual cube-single confirmed by the
-# FQL README's example flags).
+# AWR inverse temperature `alpha` per OGBench family: the FQL paper's task-specific values as
+# reproduced in OptiFlow's appendix Table 7 (all ten agree); humanoidmaze-medium and visual
+# cube-single also match the FQL README's example flags. See docs/baselines.md.
 ALPHA = {
     "antmaze-large-navigate": 10.0,
     "antmaze-giant-navigate": 10.0,

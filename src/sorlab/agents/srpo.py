@@ -32,7 +32,8 @@ from sorlab.agents.fawac import aggregate
 from sorlab.agents.idql import iql_critic_loss, iql_value_loss
 from sorlab.networks import MLP, ActorVectorField, Value
 
-# Weight of the (unit-RMS) Q-gradient term per OGBench family: 1 / (FQL's alpha for the family),
+# Weight of the (unit-RMS) Q-gradient term per OGBench family. CHOSEN, not sourced (the FQL
+# paper's SRPO column could not be read here): 1 / (FQL's alpha for the family),
 # i.e. more behaviour regularisation where FQL needs more BC (see docs/baselines.md).
 BETA = {
     "antmaze-large-navigate": 0.1,
