@@ -81,3 +81,20 @@ class ActorVectorField(nn.Module):
         parts = [observations, actions] + ([times] if times is not None else [])
         x = jnp.concatenate(parts, axis=-1)
         return MLP((*self.hidden_dims, self.action_dim), layer_norm=self.layer_norm)(x)
+
+
+class ShortcutVectorField(nn.Module):
+    """Shortcut model s(obs, x, t, level) (SORL's policy), a plain MLP on the concatenation.
+
+    As in the released SORL code, the flow time `t` and the step level `log2(1/d)` enter as two
+    raw scalar features (no embedding), each of shape (..., 1).
+    """
+
+    hidden_dims: Sequence[int]
+    action_dim: int
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, observations, actions, times, levels) -> jnp.ndarray:
+        x = jnp.concatenate([observations, actions, times, levels], axis=-1)
+        return MLP((*self.hidden_dims, self.action_dim), layer_norm=self.layer_norm)(x)
