@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     for words, (module_name, help_text) in sorted(COMMANDS.items(), key=lambda kv: -len(kv[0])):
         if tuple(argv[: len(words)]) == words:
             module = importlib.import_module(module_name)
-            parser = argparse.ArgumentParser(prog="sorlab " + " ".join(words), description=help_text)
+            parser = argparse.ArgumentParser(
+                prog="sorlab " + " ".join(words), description=help_text
+            )
             module.add_arguments(parser)
             args = parser.parse_args(argv[len(words) :])
             return int(module.main(args) or 0)
