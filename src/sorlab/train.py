@@ -311,6 +311,8 @@ class RunSettings:
     keep_checkpoints: int = 2
     restart_if_changed: bool = False
     progress: bool = True
+    data_fraction: float = 1.0
+    data_seed: int = 0
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -438,7 +440,10 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> int | None:
 
 
 # Settings that must match for a run directory's checkpoint to be resumed.
-_RESUME_KEYS = ("agent", "dataset_name", "task", "seed", "obs_dim", "action_dim", "num_transitions")
+_RESUME_KEYS = (
+    "agent", "dataset_name", "task", "seed", "obs_dim", "action_dim", "num_transitions",
+    "data_fraction", "data_seed",
+)  # fmt: skip
 
 
 def _check_resumable(run_dir: Path, config: dict) -> None:
@@ -558,6 +563,21 @@ def train_seeds(settings: RunSettings, seeds: list[int]) -> list[dict]:
     if "batch_size" not in agent_config:
         raise TrainError(f"agent {s.agent!r}'s config has no batch_size")
     data_np = load_dataset(s.dataset, s.task)
+    data_info = {}
+    if s.data_fraction != 1.0:  # the data-scale study: whole episodes, chosen by data_seed
+        from sorlab.data import subsample_episodes
+
+        total = int(data_np["terminals"].sum())
+        try:
+            data_np = subsample_episodes(data_np, s.data_fraction, s.data_seed)
+        except ValueError as err:
+            raise TrainError(f"--data-fraction {s.data_fraction}: {err}") from None
+        data_info = {
+            "data_fraction": s.data_fraction,
+            "data_seed": s.data_seed,
+            "data_episodes": int(data_np["terminals"].sum()),
+            "data_episodes_total": total,
+        }
     obs_dim, action_dim = data_np["observations"].shape[-1], data_np["actions"].shape[-1]
     base_config = {
         "agent": s.agent,
@@ -575,6 +595,7 @@ def train_seeds(settings: RunSettings, seeds: list[int]) -> list[dict]:
         "obs_dim": int(obs_dim),
         "action_dim": int(action_dim),
         "num_transitions": int(len(data_np["observations"])),
+        **data_info,
         "overrides": list(s.overrides),
         "agent_config": agent_config,
         "versions": _versions(),
@@ -834,6 +855,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-interval", type=int, default=5_000, help="metrics.csv row every L steps (means)"
     )
+    parser.add_argument(
+        "--data-fraction",
+        type=float,
+        default=1.0,
+        help="train on this fraction of the dataset's episodes (whole episodes, in (0, 1])",
+    )
+    parser.add_argument("--data-seed", type=int, default=0, help="seed of the episode subsampling")
     parser.add_argument("--chunk", type=int, default=1_000, help="updates per jitted scan call")
     parser.add_argument(
         "--keep-checkpoints", type=int, default=2, help="newest checkpoints kept (0: all)"

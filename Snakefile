@@ -1,0 +1,25 @@
+# sorlab: train, evaluate and report SORL and its baselines on OGBench (docs/workflow.md).
+#   snakemake --cores all                              the default study (config/config.yaml)
+#   snakemake --cores all --configfile config/paper.yaml   the paper's grid
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        final_targets(),
+    default_target: True

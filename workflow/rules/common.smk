@@ -1,0 +1,150 @@
+"""Helpers for the rules: config validation, the run list, input functions, final targets.
+
+Rule files hold rules only; everything computed lives here.
+"""
+
+import json
+import shlex
+from pathlib import Path
+
+from snakemake.utils import validate
+
+from sorlab.agents import AGENT_NAMES
+from sorlab.report.outputs import FIGURES, TABLES, figure_paths, table_paths
+
+
+# Validate first: the schema names a bad key or value and fills in every default.
+validate(config, schema="../schemas/config.schema.yaml")
+
+
+def _check_agents():
+    named = {"agents": config["agents"], "train.overrides": list(config["train"]["overrides"])}
+    for where, agents in named.items():
+        for agent in agents:
+            if agent not in AGENT_NAMES:
+                raise ValueError(
+                    f"config {where}: unknown agent {agent!r}; known agents: {', '.join(AGENT_NAMES)}"
+                )
+
+
+_check_agents()
+
+RUN_DIR = "results/runs/{agent}/{env}/task{task}/seed{seed}"
+RUN_ID = "{agent}/{env}/task{task}/seed{seed}"
+
+
+wildcard_constraints:
+    agent="[a-z][a-z0-9_]*",
+    env="[a-z0-9]+(-[a-z0-9]+)*-v[0-9]+",
+    task="[1-5]",
+    seed="[0-9]+",
+    m_inf="[0-9]+",
+    n="[0-9]+",
+
+
+def runs():
+    """Every (agent, env, task, seed) the config asks for, as wildcard dicts."""
+    return [
+        dict(agent=agent, env=env, task=task, seed=seed)
+        for agent in config["agents"]
+        for env, env_config in config["envs"].items()
+        for task in env_config["tasks"]
+        for seed in config["seeds"]
+    ]
+
+
+def eval_grid(agent):
+    """The (m_inf, n) points an agent is evaluated at: the whole grid for agents that scale."""
+    evaluate = config["evaluate"]
+    if agent in evaluate["scaling_agents"]:
+        return [(m_inf, n) for m_inf in evaluate["m_inf"] for n in evaluate["n"]]
+    return [(1, 1)]
+
+
+def dataset_path(env, split=""):
+    return f"{config['data']['dir']}/{env}{split}.npz"
+
+
+def get_dataset(wildcards):
+    return {"train": dataset_path(wildcards.env), "val": dataset_path(wildcards.env, "-val")}
+
+
+def get_train_settings(wildcards):
+    """The run's resolved settings. They go through params:, so --rerun-triggers params reruns
+    exactly the runs whose settings changed (e.g. one seed's entry in train.run_overrides)."""
+    train = config["train"]
+    overrides = dict(train["overrides"].get(wildcards.agent) or {})
+    overrides.update(train["run_overrides"].get(RUN_ID.format(**wildcards)) or {})
+    # Sorted, so that the order keys are written in the config does not count as a change.
+    overrides = dict(sorted(overrides.items()))
+    return {
+        "steps": train["steps"],
+        "eval_interval": train["eval_interval"] or train["steps"],
+        "eval_episodes": train["eval_episodes"],
+        "checkpoint_interval": train["checkpoint_interval"],
+        "log_interval": train["log_interval"],
+        "overrides": overrides,
+    }
+
+
+def train_args(settings):
+    """`sorlab train` flags from resolved settings; --set values as JSON (a subset of YAML)."""
+    args = [
+        f"--steps {settings['steps']}",
+        f"--eval-interval {settings['eval_interval']}",
+        f"--eval-episodes {settings['eval_episodes']}",
+        f"--checkpoint-interval {settings['checkpoint_interval']}",
+        f"--log-interval {settings['log_interval']}",
+    ]
+    for key, value in settings["overrides"].items():
+        args.append(f"--set {shlex.quote(f'{key}={json.dumps(value)}')}")
+    return " ".join(args)
+
+
+def get_train_args(wildcards):
+    return train_args(get_train_settings(wildcards))
+
+
+def get_run_dir(wildcards):
+    return RUN_DIR.format(**wildcards)
+
+
+def get_eval_settings(wildcards):
+    evaluate = config["evaluate"]
+    return {"episodes": evaluate["episodes"], "seed": evaluate["seed"], "video": evaluate["video"]}
+
+
+def get_eval_args(wildcards):
+    s = get_eval_settings(wildcards)
+    # A few episodes are stepped faster in the evaluating process than by new workers.
+    workers = config["evaluate"]["threads"] if s["episodes"] >= 8 else 0
+    return f"--episodes {s['episodes']} --seed {s['seed']} --video {s['video']} --workers {workers}"
+
+
+def summary_files():
+    return [f"{RUN_DIR}/summary.json".format(**run) for run in runs()]
+
+
+def eval_files():
+    return [
+        f"{RUN_DIR}/eval/{m_inf}_{n}.json".format(**run)
+        for run in runs()
+        for m_inf, n in eval_grid(run["agent"])
+    ]
+
+
+def report_tables():
+    return [str(p) for p in table_paths("results")]
+
+
+def report_figures():
+    return [str(p) for p in figure_paths("paper_figures")]
+
+
+def caption(name):
+    """A figure's or table's caption page under workflow/report/ (relative to rule files)."""
+    return f"../report/{name}.rst"
+
+
+def final_targets():
+    return summary_files() + eval_files() + report_tables() + report_figures()
