@@ -35,3 +35,13 @@ def test_bench_update_rejects_an_unknown_key(capsys):
 
 def test_matmul_rate_is_plausible():
     assert 0.1 < matmul_gflops(n=128, min_seconds=0.05) < 1e6
+
+
+def test_bench_update_vmaps_seeds(capsys):
+    argv = ["bench", "update", "--agent", "bc", "--obs-dim", "6", "--action-dim", "3",
+            "--updates", "10", "--batch-size", "32", "--seeds", "2",
+            "--set", "actor_hidden_dims=[16,16]"]  # fmt: skip
+    assert cli.main(argv) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["seeds"] == 2 and result["finite"] is True
+    assert result["updates_per_s_per_seed"] == pytest.approx(result["updates_per_s"] / 2)

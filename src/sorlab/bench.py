@@ -86,7 +86,10 @@ def bench_update(
     env: str = "cube-single-play-singletask-task2-v0",
     data_size: int = 100_000,
     seed: int = 0,
+    seeds: int = 1,
 ) -> dict:
+    """Time the trainer's chunked update; with `seeds` > 1, that many seeds vmapped in one program
+    (updates_per_s then counts updates of every seed: per-seed throughput is updates_per_s_per_seed)."""
     import jax
 
     agent = get_agent(agent_name)
@@ -97,18 +100,26 @@ def bench_update(
     data = jax.device_put(data_np)
     init_key, train_key = root_keys(seed)
     state = agent.init(init_key, {k: v[:1] for k, v in data_np.items()}, config)
+    runner = ChunkRunner(agent, batch_size, vmapped=seeds > 1)
+    if seeds > 1:
+        keys = [root_keys(seed + i) for i in range(seeds)]
+        example = {k: v[:1] for k, v in data_np.items()}
+        states = [agent.init(k[0], example, config) for k in keys]
+        run_state = jax.tree.map(lambda *xs: jax.numpy.stack(xs), *states)
+        run_key = jax.numpy.stack([k[1] for k in keys])
+    else:
+        run_state, run_key = state, train_key
 
     # FLOPs of one update, from XLA's cost analysis of the compiled update.
     batch = {k: v[:batch_size] for k, v in data_np.items()}
     update_flops = _flops(jax.jit(agent.update).lower(state, batch, train_key).compile())
 
-    runner = ChunkRunner(agent, batch_size)
-    runner.get(updates, state, data, train_key, jax.numpy.int32(0))
-    state, _, _ = jax.block_until_ready(runner(updates, state, data, train_key, 0))  # warm-up
+    runner.get(updates, run_state, data, run_key, jax.numpy.int32(0))
+    run_state, _, _ = jax.block_until_ready(runner(updates, run_state, data, run_key, 0))  # warm-up
     start = time.perf_counter()
-    state, _, finite = jax.block_until_ready(runner(updates, state, data, train_key, updates))
+    run_state, _, finite = jax.block_until_ready(runner(updates, run_state, data, run_key, updates))
     seconds = time.perf_counter() - start
-    updates_per_s = updates / seconds
+    updates_per_s = updates * seeds / seconds
 
     peak = matmul_gflops()
     gflops = update_flops * updates_per_s / 1e9 if update_flops else None
@@ -120,6 +131,8 @@ def bench_update(
         "action_dim": action_dim,
         "batch_size": batch_size,
         "updates": updates,
+        "seeds": seeds,
+        "updates_per_s_per_seed": updates_per_s / seeds,
         "overrides": list(overrides or []),
         "updates_per_s": updates_per_s,
         "update_gflop": update_flops / 1e9 if update_flops else None,
@@ -127,7 +140,7 @@ def bench_update(
         "matmul_gflops": peak,
         "ratio": gflops / peak if gflops else None,
         "compile_s": runner.compile_s,
-        "finite": bool(finite),
+        "finite": bool(jax.numpy.all(finite)),
         "flops_note": "XLA cost analysis: a conditional counts as its costliest branch, a loop body once",
     }
 
@@ -138,6 +151,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--action-dim", type=int, default=5)
     parser.add_argument("--updates", type=int, default=300, help="updates per timed chunk")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="seeds vmapped in one program (throughput per seed)"
+    )
     parser.add_argument(
         "--env", default="cube-single-play-singletask-task2-v0", help="env for default_config"
     )
@@ -156,6 +172,7 @@ def main(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             overrides=args.overrides,
             env=args.env,
+            seeds=args.seeds,
         )
     except TrainError as err:
         print(f"sorlab bench update: error: {err}", file=sys.stderr)
