@@ -11,6 +11,7 @@ from snakemake.utils import validate
 
 from sorlab.agents import AGENT_NAMES
 from sorlab.report.outputs import FIGURES, TABLES, figure_paths, table_paths
+import sorlab.studies.workflow as studies_workflow
 
 
 # Validate first: the schema names a bad key or value and fills in every default.
@@ -18,12 +19,15 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 
 def _check_agents():
+    # Agent variants (config `variants`, docs/studies.md): a name for a base agent with settings.
+    studies_workflow.check_variants(config, AGENT_NAMES)
+    known = list(AGENT_NAMES) + list(config["variants"])
     named = {"agents": config["agents"], "train.overrides": list(config["train"]["overrides"])}
     for where, agents in named.items():
         for agent in agents:
-            if agent not in AGENT_NAMES:
+            if agent not in known:
                 raise ValueError(
-                    f"config {where}: unknown agent {agent!r}; known agents: {', '.join(AGENT_NAMES)}"
+                    f"config {where}: unknown agent {agent!r}; known agents: {', '.join(known)}"
                 )
 
 
@@ -56,7 +60,7 @@ def runs():
 def eval_grid(agent):
     """The (m_inf, n) points an agent is evaluated at: the whole grid for agents that scale."""
     evaluate = config["evaluate"]
-    if agent in evaluate["scaling_agents"]:
+    if {agent, studies_workflow.base_agent(config, agent)} & set(evaluate["scaling_agents"]):
         return [(m_inf, n) for m_inf in evaluate["m_inf"] for n in evaluate["n"]]
     return [(1, 1)]
 
@@ -73,11 +77,15 @@ def get_train_settings(wildcards):
     """The run's resolved settings. They go through params:, so --rerun-triggers params reruns
     exactly the runs whose settings changed (e.g. one seed's entry in train.run_overrides)."""
     train = config["train"]
-    overrides = dict(train["overrides"].get(wildcards.agent) or {})
+    base = studies_workflow.base_agent(config, wildcards.agent)
+    overrides = dict(train["overrides"].get(base) or {})
+    if base != wildcards.agent:  # a variant: its overrides, then train.overrides of its name
+        overrides.update(studies_workflow.variant_overrides(config, wildcards.agent))
+        overrides.update(train["overrides"].get(wildcards.agent) or {})
     overrides.update(train["run_overrides"].get(RUN_ID.format(**wildcards)) or {})
     # Sorted, so that the order keys are written in the config does not count as a change.
     overrides = dict(sorted(overrides.items()))
-    return {
+    settings = {
         "steps": train["steps"],
         "eval_interval": train["eval_interval"] or train["steps"],
         "eval_episodes": train["eval_episodes"],
@@ -85,6 +93,11 @@ def get_train_settings(wildcards):
         "log_interval": train["log_interval"],
         "overrides": overrides,
     }
+    if base != wildcards.agent:  # only variants get these keys: other runs' params stay as they were
+        settings["agent"] = base
+        settings["data_fraction"] = studies_workflow.data_fraction(config, wildcards.agent)
+        settings["data_seed"] = int(wildcards.seed)  # episodes subsampled with the run's seed
+    return settings
 
 
 def train_args(settings):
@@ -96,6 +109,8 @@ def train_args(settings):
         f"--checkpoint-interval {settings['checkpoint_interval']}",
         f"--log-interval {settings['log_interval']}",
     ]
+    if settings.get("data_fraction", 1.0) != 1.0:
+        args.append(f"--data-fraction {settings['data_fraction']} --data-seed {settings['data_seed']}")
     for key, value in settings["overrides"].items():
         args.append(f"--set {shlex.quote(f'{key}={json.dumps(value)}')}")
     return " ".join(args)
@@ -103,6 +118,10 @@ def train_args(settings):
 
 def get_train_args(wildcards):
     return train_args(get_train_settings(wildcards))
+
+
+def get_base_agent(wildcards):
+    return studies_workflow.base_agent(config, wildcards.agent)
 
 
 def get_run_dir(wildcards):
@@ -147,4 +166,5 @@ def caption(name):
 
 
 def final_targets():
-    return summary_files() + eval_files() + report_tables() + report_figures()
+    targets = summary_files() + eval_files() + report_tables() + report_figures()
+    return targets + studies_workflow.study_targets(config)

@@ -11,6 +11,7 @@ rule train:
         settings=get_train_settings,
         args=get_train_args,
         run_dir=get_run_dir,
+        agent=get_base_agent,
     threads: config["train"]["threads"]
     log:
         "results/logs/train/{agent}/{env}/task{task}/seed{seed}.log",
@@ -19,5 +20,5 @@ rule train:
     conda:
         "../../environment.yml"
     shell:
-        "sorlab train --agent {wildcards.agent} --dataset {input.train} --task {wildcards.task}"
+        "sorlab train --agent {params.agent} --dataset {input.train} --task {wildcards.task}"
         " --seed {wildcards.seed} --out {params.run_dir} {params.args} > {log} 2>&1"
