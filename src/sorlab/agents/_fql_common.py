@@ -112,6 +112,16 @@ def soft_update(online: Any, target: Any, tau: float) -> Any:
     return jax.tree_util.tree_map(lambda p, tp: p * tau + tp * (1 - tau), online, target)
 
 
+def apply_update(state: TrainState, grads: dict) -> TrainState:
+    """One Adam step on every network, then the critic target from the parameters before it
+    (the released FQL-family order)."""
+    params, opt_state = apply_gradients(state, grads)
+    target = soft_update(state.params["critic"], state.target_params["critic"], state.config["tau"])
+    return state.replace(
+        params=params, target_params={"critic": target}, opt_state=opt_state, step=state.step + 1
+    )
+
+
 def euler_flow(
     vector_field: Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray],
     noises: jnp.ndarray,

@@ -18,13 +18,12 @@ import jax.numpy as jnp
 
 from sorlab.agents._fql_common import (
     TrainState,
-    apply_gradients,
+    apply_update,
     check_batch,
     create_state,
     discount_for,
     euler_flow,
     per_env,
-    soft_update,
 )
 from sorlab.networks import ActorVectorField, Value
 
@@ -203,13 +202,7 @@ def update(state: TrainState, batch: dict, rng: jax.Array) -> tuple[TrainState, 
         return c_loss + a_loss, {**c_info, **a_info}
 
     grads, info = jax.grad(loss_fn, has_aux=True)(state.params)
-    params, opt_state = apply_gradients(state, grads)
-    # Target from the parameters before this update, as in the released FQL-family code.
-    target = soft_update(state.params["critic"], state.target_params["critic"], state.config["tau"])
-    new_state = state.replace(
-        step=state.step + 1, params=params, target_params={"critic": target}, opt_state=opt_state
-    )
-    return new_state, info
+    return apply_update(state, grads), info
 
 
 @jax.jit

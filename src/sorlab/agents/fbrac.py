@@ -15,12 +15,11 @@ import optax
 
 from sorlab.agents._fql_common import (
     TrainState,
-    apply_gradients,
+    apply_update,
     check_batch,
     create_state,
     discount_for,
     per_env,
-    soft_update,
 )
 from sorlab.agents.fawac import (
     Q_AGG,
@@ -141,13 +140,7 @@ def update(state: TrainState, batch: dict, rng: jax.Array) -> tuple[TrainState, 
 
     grads, info = jax.grad(loss_fn, has_aux=True)(state.params)
     info["actor/grad_norm"] = optax.global_norm(grads["actor"])
-    params, opt_state = apply_gradients(state, grads)
-    # Target from the parameters before this update, as in the released FQL-family code.
-    target = soft_update(state.params["critic"], state.target_params["critic"], state.config["tau"])
-    new_state = state.replace(
-        step=state.step + 1, params=params, target_params={"critic": target}, opt_state=opt_state
-    )
-    return new_state, info
+    return apply_update(state, grads), info
 
 
 @jax.jit

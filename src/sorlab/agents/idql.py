@@ -17,11 +17,10 @@ import jax.numpy as jnp
 
 from sorlab.agents._fql_common import (
     TrainState,
-    apply_gradients,
+    apply_update,
     check_batch,
     create_state,
     discount_for,
-    soft_update,
 )
 from sorlab.agents.fawac import aggregate
 from sorlab.networks import ActorVectorField, Value
@@ -202,13 +201,7 @@ def losses(state: TrainState, params, batch: dict, rng: jax.Array):
 
 def update(state: TrainState, batch: dict, rng: jax.Array) -> tuple[TrainState, dict]:
     grads, info = jax.grad(losses, argnums=1, has_aux=True)(state, state.params, batch, rng)
-    params, opt_state = apply_gradients(state, grads)
-    # Target from the parameters before this update, as in the released FQL-family code.
-    target = soft_update(state.params["critic"], state.target_params["critic"], state.config["tau"])
-    new_state = state.replace(
-        step=state.step + 1, params=params, target_params={"critic": target}, opt_state=opt_state
-    )
-    return new_state, info
+    return apply_update(state, grads), info
 
 
 @jax.jit

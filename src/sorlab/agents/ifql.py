@@ -21,13 +21,12 @@ import jax.numpy as jnp
 
 from sorlab.agents._fql_common import (
     TrainState,
-    apply_gradients,
+    apply_update,
     check_batch,
     create_state,
     discount_for,
     euler_flow,
     per_env,
-    soft_update,
 )
 from sorlab.agents.iql import expectile_loss
 from sorlab.networks import ActorVectorField, Value
@@ -155,12 +154,7 @@ def _loss(params, state: TrainState, batch, rng) -> tuple[jnp.ndarray, dict]:
 @jax.jit
 def update(state: TrainState, batch: dict, rng: jax.Array) -> tuple[TrainState, dict]:
     grads, info = jax.grad(_loss, has_aux=True)(state.params, state, batch, rng)
-    params, opt_state = apply_gradients(state, grads)
-    target = soft_update(state.params["critic"], state.target_params["critic"], state.config["tau"])
-    new_state = state.replace(
-        params=params, target_params={"critic": target}, opt_state=opt_state, step=state.step + 1
-    )
-    return new_state, info
+    return apply_update(state, grads), info
 
 
 # ---------------------------------------------------------------- acting

@@ -19,12 +19,11 @@ import jax.numpy as jnp
 from sorlab.agents import _gaussian
 from sorlab.agents._fql_common import (
     TrainState,
-    apply_gradients,
+    apply_update,
     check_batch,
     create_state,
     discount_for,
     per_env,
-    soft_update,
 )
 from sorlab.networks import Value
 
@@ -162,12 +161,7 @@ def update(state: TrainState, batch: dict, rng: jax.Array) -> tuple[TrainState, 
     """One gradient step on all networks; `rng` is unused (IQL's update is deterministic)."""
     del rng
     grads, info = jax.grad(_loss, has_aux=True)(state.params, state, batch)
-    params, opt_state = apply_gradients(state, grads)
-    target = soft_update(state.params["critic"], state.target_params["critic"], state.config["tau"])
-    new_state = state.replace(
-        params=params, target_params={"critic": target}, opt_state=opt_state, step=state.step + 1
-    )
-    return new_state, info
+    return apply_update(state, grads), info
 
 
 # ---------------------------------------------------------------- acting
