@@ -223,3 +223,16 @@ def test_ogbench_file_and_periodic_evaluation_in_the_real_environment(tmp_path):
     assert all(0.0 <= float(r["success"]) <= 1.0 and float(r["return"]) <= 0 for r in rows)
     assert summary["final_eval"]["episodes"] == 2
     assert summary["final_eval"]["success"] == float(rows[-1]["success"])
+
+
+def test_periodic_evaluation_uses_the_agents_inference_steps():
+    from sorlab.train import eval_m_inf
+
+    sorl, bc = get_agent("sorl"), get_agent("bc")
+    config = sorl.default_config(DATASET)
+    assert eval_m_inf(sorl, config, None) == config["denoise_timesteps"] == 8
+    assert eval_m_inf(sorl, {**config, "denoise_timesteps": 16}, None) == 16
+    assert eval_m_inf(bc, bc.default_config(DATASET), None) == 1
+    assert eval_m_inf(sorl, config, 2) == 2
+    with pytest.raises(TrainError, match="--eval-m-inf"):
+        eval_m_inf(sorl, config, 0)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -125,6 +126,44 @@ def test_changing_one_seeds_settings_reruns_only_that_seed(study):
     assert len(trains) == 1 and "agent=sorl" in trains[0] and "seed=2" in trains[0]
     assert len(evals) == 4 and all("agent=sorl" in w and "seed=2" in w for w in evals)
     assert {rule for rule, _ in jobs} == {"train", "evaluate", "report", "all"}
+
+    # For real: the stale checkpoints are discarded and the seed trains with its new settings.
+    snakemake(study, "--cores", "2", "--configfile", str(changed))
+    run = study / "results/runs/sorl/cube-single-play-v0/task2"
+    assert json.loads((run / "seed2/config.json").read_text())["agent_config"]["lr"] == 3e-4
+    assert json.loads((run / "seed1/config.json").read_text())["agent_config"]["lr"] != 3e-4
+
+
+def test_grouped_seeds_train_in_one_job_with_the_same_outputs(study, tmp_path):
+    workdir = copy_workflow(tmp_path)
+    config = yaml.safe_load((workdir / TEST_CONFIG).read_text())
+    config["agents"] = ["bc"]
+    config["train"]["group_seeds"] = True
+    (workdir / "grouped.yaml").write_text(yaml.safe_dump(config))
+    planned = planned_jobs(snakemake(workdir, "-n", "--configfile", "grouped.yaml").stdout)
+    assert [w for rule, w in planned if rule.startswith("train")] == [
+        "agent=bc, env=cube-single-play-v0, task=2"
+    ]
+    assert {rule for rule, _ in planned} >= {"train_seeds", "evaluate", "report"}
+    snakemake(workdir, "--cores", "2", "--configfile", "grouped.yaml")
+    for seed in (1, 2):
+        run = f"results/runs/bc/cube-single-play-v0/task2/seed{seed}"
+        grouped = pd.read_csv(workdir / run / "metrics.csv")
+        alone = pd.read_csv(study / run / "metrics.csv")
+        assert list(grouped.columns) == list(alone.columns)
+        losses = [c for c in alone.columns if "loss" in c]
+        assert losses
+        np.testing.assert_allclose(grouped[losses], alone[losses], rtol=1e-4, atol=1e-6)
+        summary = json.loads((workdir / run / "summary.json").read_text())
+        assert summary["seeds_in_program"] == [1, 2]
+    out = snakemake(workdir, "-n", "--configfile", "grouped.yaml")
+    assert planned_jobs(out.stdout) == []
+
+    config["train"]["run_overrides"] = {"bc/cube-single-play-v0/task2/seed2": {"lr": 1e-3}}
+    (workdir / "bad.yaml").write_text(yaml.safe_dump(config))
+    out = snakemake(workdir, "-n", "--configfile", "bad.yaml", check=False)
+    assert out.returncode != 0
+    assert "group_seeds" in out.stderr and "bc/cube-single-play-v0/task2" in out.stderr
 
 
 def test_lint_is_clean(study):

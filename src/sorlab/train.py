@@ -305,6 +305,7 @@ class RunSettings:
     overrides: list[str] = field(default_factory=list)
     eval_interval: int = 0
     eval_episodes: int = 50
+    eval_m_inf: int | None = None  # None: the agent's default_eval_m_inf(config), else 1
     checkpoint_interval: int = 100_000
     log_interval: int = 5_000
     chunk: int = 1_000
@@ -465,11 +466,28 @@ def _check_resumable(run_dir: Path, config: dict) -> None:
         )
 
 
+def eval_m_inf(agent, agent_config: dict, requested: int | None) -> int:
+    """Inference steps of the periodic evaluations: as requested, else the agent's default
+    (SORL: its training discretisation M, the point Table 1 reports), else 1."""
+    if requested is not None:
+        if requested < 1:
+            raise TrainError(f"--eval-m-inf must be >= 1, got {requested}")
+        return int(requested)
+    default = getattr(agent, "default_eval_m_inf", None)
+    return int(default(agent_config)) if default else 1
+
+
 def _evaluate(agent, state, config: dict, episodes: int) -> dict:
     from sorlab.evaluate import evaluate_policy  # imported lazily: it pulls in MuJoCo
 
     return evaluate_policy(
-        agent, state, config["dataset_name"], config["task"], episodes, config["seed"]
+        agent,
+        state,
+        config["dataset_name"],
+        config["task"],
+        episodes,
+        config["seed"],
+        m_inf=config["eval_m_inf"],
     )
 
 
@@ -589,6 +607,7 @@ def train_seeds(settings: RunSettings, seeds: list[int]) -> list[dict]:
         "steps": s.steps,
         "eval_interval": s.eval_interval,
         "eval_episodes": s.eval_episodes,
+        "eval_m_inf": eval_m_inf(agent, agent_config, s.eval_m_inf),
         "checkpoint_interval": s.checkpoint_interval,
         "log_interval": s.log_interval,
         "chunk": s.chunk,
@@ -612,6 +631,16 @@ def train_seeds(settings: RunSettings, seeds: list[int]) -> list[dict]:
                 print(f"{err}\n--restart-if-changed: deleting its checkpoints", file=sys.stderr)
                 shutil.rmtree(run_dir / "checkpoints")
         runs.append(_Run(seed, run_dir, config, _checkpoint_manager(run_dir, s.keep_checkpoints)))
+    newest = {max(run.manager.all_steps(), default=0) for run in runs}
+    if s.restart_if_changed and len(newest) > 1:
+        # Seeds at different steps (e.g. a seed added to a grouped workflow job) cannot be
+        # resumed as one program: start them all afresh.
+        print("--restart-if-changed: the seeds' checkpoints are at different steps "
+              f"{sorted(newest)}; deleting them and starting afresh", file=sys.stderr)  # fmt: skip
+        for run in runs:
+            run.manager.close()
+            shutil.rmtree(run.dir / "checkpoints")
+            run.manager = _checkpoint_manager(run.dir, s.keep_checkpoints)
     try:
         return _train_runs(s, agent, runs, data_np, vmapped, wall_start)
     finally:
@@ -846,6 +875,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="evaluate every I steps and at the end (0: never)",
     )
     parser.add_argument("--eval-episodes", type=int, default=50)
+    parser.add_argument(
+        "--eval-m-inf",
+        type=int,
+        default=None,
+        help="inference steps of the periodic evaluations (default: the agent's; SORL: its M)",
+    )
     parser.add_argument(
         "--checkpoint-interval",
         type=int,

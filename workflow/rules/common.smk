@@ -76,13 +76,18 @@ def get_dataset(wildcards):
 def get_train_settings(wildcards):
     """The run's resolved settings. They go through params:, so --rerun-triggers params reruns
     exactly the runs whose settings changed (e.g. one seed's entry in train.run_overrides)."""
+    return run_settings(wildcards.agent, wildcards.env, wildcards.task, wildcards.seed)
+
+
+def run_settings(agent, env, task, seed):
     train = config["train"]
-    base = studies_workflow.base_agent(config, wildcards.agent)
+    base = studies_workflow.base_agent(config, agent)
     overrides = dict(train["overrides"].get(base) or {})
-    if base != wildcards.agent:  # a variant: its overrides, then train.overrides of its name
-        overrides.update(studies_workflow.variant_overrides(config, wildcards.agent))
-        overrides.update(train["overrides"].get(wildcards.agent) or {})
-    overrides.update(train["run_overrides"].get(RUN_ID.format(**wildcards)) or {})
+    if base != agent:  # a variant: its overrides, then train.overrides of its name
+        overrides.update(studies_workflow.variant_overrides(config, agent))
+        overrides.update(train["overrides"].get(agent) or {})
+    run_id = RUN_ID.format(agent=agent, env=env, task=task, seed=seed)
+    overrides.update(train["run_overrides"].get(run_id) or {})
     # Sorted, so that the order keys are written in the config does not count as a change.
     overrides = dict(sorted(overrides.items()))
     settings = {
@@ -93,11 +98,48 @@ def get_train_settings(wildcards):
         "log_interval": train["log_interval"],
         "overrides": overrides,
     }
-    if base != wildcards.agent:  # only variants get these keys: other runs' params stay as they were
+    if base != agent:  # only variants get these keys: other runs' params stay as they were
         settings["agent"] = base
-        settings["data_fraction"] = studies_workflow.data_fraction(config, wildcards.agent)
-        settings["data_seed"] = int(wildcards.seed)  # episodes subsampled with the run's seed
+        settings["data_fraction"] = studies_workflow.data_fraction(config, agent)
+        settings["data_seed"] = int(seed)  # episodes subsampled with the run's seed
     return settings
+
+
+def seed_group_settings(agent, env, task):
+    """Settings of one grouped training job (train.group_seeds): every seed of (agent, env,
+    task) in one vmapped program, so the seeds must share their settings."""
+    seeds = config["seeds"]
+    per_seed = {seed: run_settings(agent, env, task, seed) for seed in seeds}
+    args = {seed: train_args(settings) for seed, settings in per_seed.items()}
+    if len(set(args.values())) > 1:
+        differing = "; ".join(f"seed {seed}: {a}" for seed, a in args.items())
+        raise ValueError(
+            f"config train.group_seeds: the seeds of {agent}/{env}/task{task} have different "
+            f"settings ({differing}); one program trains them all, so give them the same "
+            "settings (no per-seed train.run_overrides, no data_fraction below 1) or set "
+            "train.group_seeds: false"
+        )
+    settings = dict(per_seed[seeds[0]])
+    settings.pop("data_seed", None)
+    return {"seeds": list(seeds), **settings}
+
+
+def seed_groups():
+    """(agent, env, task) of every grouped training job."""
+    return sorted({(run["agent"], run["env"], run["task"]) for run in runs()}, key=str)
+
+
+def get_seed_group_settings(wildcards):
+    return seed_group_settings(wildcards.agent, wildcards.env, wildcards.task)
+
+
+def get_seed_group_args(wildcards):
+    return train_args(get_seed_group_settings(wildcards))
+
+
+def get_seed_group_out(wildcards):
+    """--out of a grouped job: the run directory with {seed} left for sorlab train to fill."""
+    return RUN_DIR.format(agent=wildcards.agent, env=wildcards.env, task=wildcards.task, seed="{seed}")
 
 
 def train_args(settings):
@@ -168,3 +210,8 @@ def caption(name):
 def final_targets():
     targets = summary_files() + eval_files() + report_tables() + report_figures()
     return targets + studies_workflow.study_targets(config)
+
+
+if config["train"]["group_seeds"]:
+    for _group in seed_groups():  # a bad group is named before any job runs
+        seed_group_settings(*_group)

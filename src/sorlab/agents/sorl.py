@@ -597,6 +597,12 @@ def best_of_n(
     return select_best(actions.reshape(n, b, a), scores)
 
 
+def default_eval_m_inf(config: dict) -> int:
+    """Inference steps of the trainer's periodic evaluations: the training discretisation M
+    (the released code evaluates every k up to M; M is the point Table 1 reports)."""
+    return int(config["denoise_timesteps"])
+
+
 @partial(jax.jit, static_argnames=("m_inf", "n"))
 def act(
     state: SORLState, observations: jnp.ndarray, rng: jax.Array, m_inf: int = 8, n: int = 1
