@@ -83,6 +83,8 @@ def test_result_fields(state):
 def test_bad_arguments_are_named(state):
     with pytest.raises(ValueError, match="episodes"):
         ev.evaluate_policy(sorl, state, DATASET, TASK, 0, seed=0)
+    with pytest.raises(ValueError, match="num_envs"):
+        ev.evaluate_policy(sorl, state, DATASET, TASK, 2, seed=0, num_envs=0)
 
 
 def test_run_settings_reads_trainer_config():

@@ -30,6 +30,9 @@ from typing import Any
 import numpy as np
 
 MAX_ENVS = 64  # env slots at most; more episodes queue behind them
+# `sorlab evaluate`'s default slots: creating one cube env takes ~0.9 s, so a one-off evaluation
+# of 50 episodes is quicker with 16 slots (~18 s in all) than with 50 (~29 s), measured on 2 cores.
+CLI_ENVS = 16
 MIN_ENVS_FOR_WORKERS = 8  # fewer env slots are stepped in this process by default
 
 
@@ -317,6 +320,8 @@ def evaluate_policy(
 
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if num_envs is not None and num_envs < 1:
+        raise ValueError(f"num_envs must be >= 1, got {num_envs}")
     num_envs = num_envs or min(episodes, MAX_ENVS)
     pool = get_pool(dataset, task, num_envs, workers)
     policy = policy_fn(agent, int(m_inf), int(n))
@@ -486,6 +491,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="episode i resets with seed+i")
     parser.add_argument("--out", default=None, help="output folder (default RUN_DIR/eval)")
     parser.add_argument("--workers", type=int, default=None, help="env processes (0 = inline)")
+    parser.add_argument(
+        "--num-envs",
+        type=int,
+        default=CLI_ENVS,
+        help=f"env slots stepped side by side (default {CLI_ENVS}; results do not depend on it)",
+    )
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default newest)")
     parser.add_argument("--video", type=int, default=0, help="record this many episodes as MP4")
 
@@ -513,6 +524,7 @@ def main(args: argparse.Namespace) -> int:
             workers=args.workers,
             m_inf=m_inf,
             n=n,
+            num_envs=min(args.num_envs, args.episodes),
             video_dir=video_dir,
             video_episodes=args.video,
             progress=True,
