@@ -236,3 +236,25 @@ def test_periodic_evaluation_uses_the_agents_inference_steps():
     assert eval_m_inf(sorl, config, 2) == 2
     with pytest.raises(TrainError, match="--eval-m-inf"):
         eval_m_inf(sorl, config, 0)
+
+
+def test_seeds_at_different_steps_are_aligned_before_resuming_together(dataset, tmp_path):
+    out = tmp_path / "v" / "seed{seed}"
+    # Seed 1 alone reaches step 40 (checkpoints 20, 40); seed 2 alone stops at 20.
+    train(settings(dataset, tmp_path / "v" / "seed1", seed=1, steps=40))
+    train(settings(dataset, tmp_path / "v" / "seed2", seed=2, steps=20))
+    with pytest.raises(TrainError, match="common to all seeds"):
+        train_seeds(settings(dataset, out, steps=40), [1, 2])
+    summaries = train_seeds(settings(dataset, out, steps=40, restart_if_changed=True), [1, 2])
+    assert [s["resumed_from"] for s in summaries] == [20, 20]
+    train_seeds(settings(dataset, tmp_path / "w" / "seed{seed}", steps=40), [1, 2])
+    for seed in (1, 2):
+        _, resumed, _ = load_run(tmp_path / "v" / f"seed{seed}")
+        _, fresh, _ = load_run(tmp_path / "w" / f"seed{seed}")
+        for x, y in zip(jax.tree.leaves(resumed), jax.tree.leaves(fresh), strict=True):
+            np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
+        steps = [int(r["step"]) for r in read_csv(tmp_path / "v" / f"seed{seed}" / "metrics.csv")]
+        assert steps == [10, 20, 30, 40]
+    # A seed added to the group shares no checkpoint with the others: all start afresh.
+    summaries = train_seeds(settings(dataset, out, steps=40, restart_if_changed=True), [1, 2, 3])
+    assert [s["resumed_from"] for s in summaries] == [0, 0, 0]

@@ -631,22 +631,35 @@ def train_seeds(settings: RunSettings, seeds: list[int]) -> list[dict]:
                 print(f"{err}\n--restart-if-changed: deleting its checkpoints", file=sys.stderr)
                 shutil.rmtree(run_dir / "checkpoints")
         runs.append(_Run(seed, run_dir, config, _checkpoint_manager(run_dir, s.keep_checkpoints)))
-    newest = {max(run.manager.all_steps(), default=0) for run in runs}
-    if s.restart_if_changed and len(newest) > 1:
-        # Seeds at different steps (e.g. a seed added to a grouped workflow job) cannot be
-        # resumed as one program: start them all afresh.
-        print("--restart-if-changed: the seeds' checkpoints are at different steps "
-              f"{sorted(newest)}; deleting them and starting afresh", file=sys.stderr)  # fmt: skip
-        for run in runs:
-            run.manager.close()
-            shutil.rmtree(run.dir / "checkpoints")
-            run.manager = _checkpoint_manager(run.dir, s.keep_checkpoints)
+    if s.restart_if_changed and len(runs) > 1:
+        _align_checkpoints(runs, s.keep_checkpoints)
     try:
         return _train_runs(s, agent, runs, data_np, vmapped, wall_start)
     finally:
         for run in runs:
             run.manager.close()
         _close_eval_pools()
+
+
+def _align_checkpoints(runs: list[_Run], keep: int) -> None:
+    """Bring several seeds' checkpoints to one step so they resume as one program (a job killed
+    while saving, or a seed added to a grouped workflow job): drop the steps past the newest
+    step they all hold; with no common step, start them all afresh."""
+    held = [set(run.manager.all_steps()) for run in runs]
+    if len({max(h, default=0) for h in held}) == 1:
+        return
+    common = max(set.intersection(*held), default=0)
+    print(f"--restart-if-changed: the seeds' checkpoints differ; resuming all from step {common}"
+          if common else "--restart-if-changed: the seeds share no checkpoint; starting afresh",
+          file=sys.stderr)  # fmt: skip
+    for run, have in zip(runs, held, strict=True):
+        if common:
+            for step in sorted(step for step in have if step > common):
+                run.manager.delete(step)
+        elif have:
+            run.manager.close()
+            shutil.rmtree(run.dir / "checkpoints")
+            run.manager = _checkpoint_manager(run.dir, keep)
 
 
 def _start_step(runs: list[_Run], steps: int) -> int:
