@@ -112,7 +112,10 @@ def seed_group_settings(agent, env, task):
     per_seed = {seed: run_settings(agent, env, task, seed) for seed in seeds}
     args = {seed: train_args(settings) for seed, settings in per_seed.items()}
     if len(set(args.values())) > 1:
-        differing = "; ".join(f"seed {seed}: {a}" for seed, a in args.items())
+        flags = {seed: a.split(" --") for seed, a in args.items()}  # one entry per flag
+        shared = set.intersection(*(set(f) for f in flags.values()))
+        own = {seed: [f"--{x.lstrip('-')}" for x in f if x not in shared] for seed, f in flags.items()}
+        differing = "; ".join(f"seed {seed}: {' '.join(o) or 'defaults'}" for seed, o in own.items())
         raise ValueError(
             f"config train.group_seeds: the seeds of {agent}/{env}/task{task} have different "
             f"settings ({differing}); one program trains them all, so give them the same "
