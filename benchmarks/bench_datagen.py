@@ -10,7 +10,6 @@ when other jobs share the machine (wall time does not); load_1m is the load aver
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib.metadata
 import os
 import platform
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import mujoco
 import numpy as np
+from results_csv import append_rows
 
 from sorlab.data.generate import generate
 from sorlab.data.names import gen_spec
@@ -78,13 +78,7 @@ def main() -> int:
         "ogbench": importlib.metadata.version("ogbench"),
         "mujoco": mujoco.__version__,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    new = not RESULTS.exists()
-    with open(RESULTS, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(row))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+    append_rows(RESULTS, list(row), [row])
     print(",".join(row))
     print(",".join(str(v) for v in row.values()))
     return 0

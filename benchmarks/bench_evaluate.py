@@ -15,7 +15,6 @@ benchmarks/results/evaluate.csv. Usage: python benchmarks/bench_evaluate.py [--e
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import platform
 import time
@@ -26,6 +25,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
+from results_csv import append_rows  # noqa: E402
 
 from sorlab import evaluate as ev  # noqa: E402
 from sorlab.agents import sorl  # noqa: E402
@@ -200,13 +200,7 @@ def main() -> None:
                 f"{wall / alone_s:.2f}",
             ]
         )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    new = not RESULTS.exists()
-    with RESULTS.open("a", newline="") as f:
-        writer = csv.writer(f)
-        if new:
-            writer.writerow(header)
-        writer.writerows(out)
+    append_rows(RESULTS, header, [dict(zip(header, row, strict=True)) for row in out])
     print(",".join(header))
     for row in out:
         print(",".join(map(str, row)))

@@ -10,13 +10,14 @@ script measures the GPU (the backend column says which).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from results_csv import append_rows
 
 RESULTS = Path(__file__).parent / "results" / "seeds.csv"
 FIELDS = (
@@ -54,12 +55,7 @@ def main() -> int:
                 **result,
                 "speedup_vs_one_seed": result["updates_per_s"] / one_seed if one_seed else None,
             }
-            new_file = not RESULTS.exists()
-            with RESULTS.open("a", newline="") as f:
-                writer = csv.DictWriter(f, FIELDS, extrasaction="ignore")
-                if new_file:
-                    writer.writeheader()
-                writer.writerow(row)
+            append_rows(RESULTS, FIELDS, [row])
             print(json.dumps({k: row.get(k) for k in FIELDS}), flush=True)
     return 1 if failed else 0
 

@@ -10,7 +10,6 @@ yet are skipped with a note.
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib.util
 import json
 import platform
@@ -18,6 +17,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from results_csv import append_rows
 
 RESULTS = Path(__file__).parent / "results" / "update.csv"
 AGENTS = ("sorl", "fql", "bc")
@@ -53,12 +54,7 @@ def main() -> int:
             continue
         result = json.loads(proc.stdout.strip().splitlines()[-1])
         row = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": platform.node(), **result}
-        new_file = not RESULTS.exists()
-        with RESULTS.open("a", newline="") as f:
-            writer = csv.DictWriter(f, FIELDS, extrasaction="ignore")
-            if new_file:
-                writer.writeheader()
-            writer.writerow(row)
+        append_rows(RESULTS, FIELDS, [row])
         print(
             f"{agent}: {result['updates_per_s']:.1f} updates/s, "
             f"{result['update_gflops'] or float('nan'):.1f} GFLOP/s "

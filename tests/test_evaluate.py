@@ -93,3 +93,12 @@ def test_run_settings_reads_trainer_config():
     assert ev.run_settings({"dataset_name": "scene-play-v0", "task": 3}) == ("scene-play-v0", 3)
     with pytest.raises(KeyError, match="task"):
         ev.run_settings({"dataset": "x.npz"})
+
+
+def test_cli_names_a_bad_argument_or_run_directory(tmp_path, capsys):
+    from sorlab import cli
+
+    assert cli.main(["evaluate", str(tmp_path), "--num-envs", "0"]) == 2
+    assert "--num-envs must be >= 1" in capsys.readouterr().err
+    assert cli.main(["evaluate", str(tmp_path / "nope")]) == 2
+    assert "is not a run directory" in capsys.readouterr().err

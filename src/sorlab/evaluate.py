@@ -502,10 +502,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from sorlab.train import TrainError
+
+    try:
+        return _evaluate_run(args)
+    except (TrainError, ValueError, KeyError) as err:  # bad run directory or grid: one line
+        print(f"sorlab evaluate: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _evaluate_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from sorlab.train import load_run
 
+    for name in ("episodes", "num_envs"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     run_dir = Path(args.run_dir)
     agent, state, config = load_run(run_dir, step=args.step)
     dataset, task = run_settings(config)

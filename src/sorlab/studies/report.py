@@ -42,6 +42,15 @@ def _panels(n: int, width: float = 4.0, height: float = 3.0, rows: int = 1):
     return fig, axes
 
 
+def _success_axis(ax, title: str | None = None) -> None:
+    """The y axis every success panel shares (percent, with room for 0 and 100), and the legend."""
+    ax.set_ylabel("success rate (%)")
+    if title is not None:
+        ax.set_title(title, fontsize=9)
+    ax.set_ylim(-2, 105)
+    ax.legend(fontsize=7)
+
+
 def _base(runs: list[Run], **extra: Callable[[Run], object]) -> pd.DataFrame:
     rows = []
     for r in runs:
@@ -187,10 +196,7 @@ def data_scale_study(runs: list[Run], tables: Path, figures: Path, name: str) ->
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("dataset episodes used (%)")
-        ax.set_ylabel("success rate (%)")
-        ax.set_title(env, fontsize=9)
-        ax.set_ylim(-2, 105)
-        ax.legend(fontsize=7)
+        _success_axis(ax, env)
     fig.suptitle("Success vs data scale: mean ± 1 std over seeds", fontsize=9)
     return write_table(table, tables, name) + save(fig, figures, name)
 
@@ -255,10 +261,7 @@ def equal_compute_study(runs: list[Run], tables: Path, figures: Path, name: str)
                         label=f"{variant} ({per_seed['seed'].nunique()} seeds)")  # fmt: skip
                 ax.fill_between(x, y - s, y + s, color=colors[variant], alpha=0.15)
         ax.set_xlabel("training wall-clock (s, incl. evaluations)")
-        ax.set_ylabel("success rate (%)")
-        ax.set_title(f"{env}: periodic evaluations", fontsize=9)
-        ax.set_ylim(-2, 105)
-        ax.legend(fontsize=7)
+        _success_axis(ax, f"{env}: periodic evaluations")
         ax = axes[1][col]
         if not evals.empty:
             g = evals[(evals["env"] == env) & (evals["n"] == 1)]
@@ -276,9 +279,7 @@ def equal_compute_study(runs: list[Run], tables: Path, figures: Path, name: str)
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("inference ms per action (labels: M_inf), N = 1")
-        ax.set_ylabel("success rate (%)")
-        ax.set_ylim(-2, 105)
-        ax.legend(fontsize=7)
+        _success_axis(ax)
     fig.suptitle("Equal compute: success vs training wall-clock (top) and vs inference time "
                  "(bottom); mean ± 1 std over seeds", fontsize=9)  # fmt: skip
     fig.tight_layout()
@@ -455,10 +456,7 @@ def quirks_study(runs: list[Run], tables: Path, figures: Path, name: str) -> lis
                 zorder=3,
             )
         ax.set_xticks(range(len(m_infs)), [f"M_inf={m}" for m in m_infs], fontsize=7)
-        ax.set_ylabel("success rate (%)")
-        ax.set_title(env, fontsize=9)
-        ax.set_ylim(-2, 105)
-        ax.legend(fontsize=7)
+        _success_axis(ax, env)
     fig.suptitle("Update semantics: bars mean ± 1 std over seeds, dots single seeds", fontsize=9)
     return write_table(table, tables, name) + save(fig, figures, name)
 
