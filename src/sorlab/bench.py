@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+from sorlab.threads import add_threads_argument, limit_cpu_threads
 from sorlab.train import (
     ChunkRunner,
     TrainError,
@@ -160,9 +161,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE"
     )
+    add_threads_argument(parser)
 
 
 def main(args: argparse.Namespace) -> int:
+    try:
+        limit_cpu_threads(args.threads)
+    except ValueError as err:
+        print(f"sorlab bench update: error: --threads: {err}", file=sys.stderr)
+        return 2
     try:
         result = bench_update(
             args.agent,
@@ -177,5 +184,6 @@ def main(args: argparse.Namespace) -> int:
     except TrainError as err:
         print(f"sorlab bench update: error: {err}", file=sys.stderr)
         return 1
+    result["threads"] = args.threads
     print(json.dumps(result))
     return 0

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from sorlab.threads import add_threads_argument, limit_cpu_threads
+
 DATA_KEYS = ("observations", "actions", "rewards", "masks", "next_observations", "terminals")
 RELABELLED_KEYS = ("observations", "actions", "rewards", "masks", "next_observations")
 
@@ -923,6 +925,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no progress bar"
     )
+    add_threads_argument(parser)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -938,6 +941,11 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def main(args: argparse.Namespace) -> int:
+    try:
+        limit_cpu_threads(args.threads)
+    except ValueError as err:
+        print(f"sorlab train: error: --threads: {err}", file=sys.stderr)
+        return 2
     names = [f.name for f in fields(RunSettings)]
     settings = RunSettings(**{k: getattr(args, k) for k in names})
     try:

@@ -26,7 +26,7 @@ if not config["train"]["group_seeds"]:
         shell:
             "sorlab train --agent {params.agent} --dataset {input.train} --task {wildcards.task}"
             " --seed {wildcards.seed} --out {params.run_dir} {params.args}"
-            " --restart-if-changed > {log} 2>&1"
+            " --restart-if-changed --threads {threads} > {log} 2>&1"
 
 else:
 
@@ -57,4 +57,4 @@ else:
         shell:
             "sorlab train --agent {params.agent} --dataset {input.train} --task {wildcards.task}"
             " --seeds {params.seeds} --out '{params.out}' {params.args}"
-            " --restart-if-changed > {log} 2>&1"
+            " --restart-if-changed --threads {threads} > {log} 2>&1"
