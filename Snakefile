@@ -9,6 +9,11 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+# The rules call `sorlab` from PATH (common.smk adds the venv's bin/ when needed).
+envvars:
+    "PATH",
+
+
 report: "workflow/report/workflow.rst"
 
 

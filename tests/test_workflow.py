@@ -26,8 +26,18 @@ TEST_CONFIG = ".test/config.yaml"
 pytestmark = pytest.mark.slow
 
 
+def path_without_venv() -> str:
+    """PATH without the venv's bin/: as a user who runs `.venv/bin/snakemake` unactivated."""
+    return os.pathsep.join(
+        entry
+        for entry in os.environ["PATH"].split(os.pathsep)
+        if not entry or not Path(entry).exists() or not Path(entry).samefile(BIN)
+    )
+
+
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", MUJOCO_GL="egl")
+    # The rules call `sorlab`; the Snakefile finds it beside the interpreter running Snakemake.
+    env = dict(os.environ, PATH=path_without_venv(), MUJOCO_GL="egl")
     proc = subprocess.run(
         [str(BIN / "snakemake"), *args],
         cwd=workdir,

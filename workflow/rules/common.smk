@@ -4,7 +4,10 @@ Rule files hold rules only; everything computed lives here.
 """
 
 import json
+import os
 import shlex
+import shutil
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -12,6 +15,13 @@ from snakemake.utils import validate
 from sorlab.agents import AGENT_NAMES
 from sorlab.report.outputs import FIGURES, TABLES, figure_paths, table_paths
 import sorlab.studies.workflow as studies_workflow
+
+
+# The rules call `sorlab`. Run as `.venv/bin/snakemake` without an activated venv, it sits beside
+# the interpreter: put that bin/ on PATH (a conda env, with --use-conda, still comes first).
+_interpreter_bin = Path(sys.executable).parent
+if shutil.which("sorlab") is None and (_interpreter_bin / "sorlab").exists():
+    os.environ["PATH"] = f"{_interpreter_bin}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 # Validate first: the schema names a bad key or value and fills in every default.
