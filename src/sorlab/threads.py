@@ -1,8 +1,9 @@
 """Size XLA's CPU thread pool before JAX starts.
 
 XLA gives its CPU client one compute thread per schedulable core. Two trainings side by side
-on a 2-core machine then run four compute threads on two cores, and each loses about a third
-of its speed to the contention (SORL at 3 x 128: 55 instead of 75 updates/s, measured). XLA
+on a 2-core machine then run four compute threads on two cores, and each loses about a quarter
+of its speed to the contention (SORL at 3 x 128: 55 instead of 70 updates/s each, measured by
+benchmarks/bench_side_by_side.py). XLA
 has no flag for the pool size in this JAX version, but it sizes the pool from the process's
 CPU affinity when the client is created. So we narrow the affinity while JAX creates its CPU
 client, then give the process its cores back: n compute threads that the OS may still move
@@ -11,6 +12,7 @@ to whichever core is free.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import warnings
@@ -43,6 +45,8 @@ def limit_cpu_threads(num_threads: int) -> None:
         import jax
 
         jax.devices("cpu")  # creates the CPU client, and with it the thread pool
+    except RuntimeError:  # no CPU backend (e.g. JAX_PLATFORMS=cuda): nothing to size
+        pass
     finally:
         # Threads inherit the mask they were created under: widen every thread's, not only ours.
         for tid in _thread_ids():
@@ -59,7 +63,7 @@ def _thread_ids() -> list[int]:
         return [0]
 
 
-def add_threads_argument(parser) -> None:
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     """The `--threads` option of the commands that run JAX computations."""
     parser.add_argument(
         "--threads",
