@@ -3,11 +3,10 @@
 XLA gives its CPU client one compute thread per schedulable core. Two trainings side by side
 on a 2-core machine then run four compute threads on two cores, and each loses about a quarter
 of its speed to the contention (SORL at 3 x 128: 55 instead of 70 updates/s each, measured by
-benchmarks/bench_side_by_side.py). XLA
-has no flag for the pool size in this JAX version, but it sizes the pool from the process's
-CPU affinity when the client is created. So we narrow the affinity while JAX creates its CPU
-client, then give the process its cores back: n compute threads that the OS may still move
-to whichever core is free.
+benchmarks/bench_side_by_side.py). XLA has no flag for the pool size in this JAX version, but it
+sizes the pool from the process's CPU affinity when the client is created. So we narrow the
+affinity while JAX creates its CPU client, then give every thread its cores back: n compute
+threads that the OS may still move to whichever core is free.
 """
 
 from __future__ import annotations
@@ -63,11 +62,22 @@ def _thread_ids() -> list[int]:
         return [0]
 
 
+def _thread_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
-    """The `--threads` option of the commands that run JAX computations."""
+    """The `--threads` option of the commands that run JAX computations (a bad value is named
+    by argparse: exit status 2)."""
     parser.add_argument(
         "--threads",
-        type=int,
+        type=_thread_count,
         default=0,
         help="XLA CPU compute threads (default 0: one per core); 1 when jobs run side by side",
     )

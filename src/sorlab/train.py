@@ -941,11 +941,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        limit_cpu_threads(args.threads)
-    except ValueError as err:
-        print(f"sorlab train: error: --threads: {err}", file=sys.stderr)
-        return 2
+    limit_cpu_threads(args.threads)
     names = [f.name for f in fields(RunSettings)]
     settings = RunSettings(**{k: getattr(args, k) for k in names})
     try:
