@@ -126,3 +126,19 @@ def test_trainer_loads_a_relabelled_npz(tmp_path):
     np.testing.assert_array_equal(data["next_actions"][:-1], data["actions"][1:])
     with pytest.raises(Exception, match="does not exist"):
         load_dataset(tmp_path / "missing.npz", task=2)
+
+
+def test_trainer_clips_dataset_actions_like_the_released_code(tmp_path):
+    path = tmp_path / "cube-single-play-v0.npz"
+    data = make_bandit_dataset(16)
+    data["actions"][:4] = 1.0
+    data["actions"][4:8] = -1.0
+    np.savez(path, **data)
+    clipped = load_dataset(path, task=2)
+    assert clipped["actions"].max() == np.float32(1 - 1e-5)
+    assert clipped["actions"].min() == np.float32(-1 + 1e-5)
+    np.testing.assert_array_equal(
+        clipped["actions"][8:], data["actions"][8:].clip(-1 + 1e-5, 1 - 1e-5)
+    )
+    raw = load_dataset(path, task=2, action_clip_eps=0)
+    np.testing.assert_array_equal(raw["actions"], data["actions"])

@@ -35,6 +35,8 @@ from sorlab.threads import add_threads_argument, limit_cpu_threads
 
 DATA_KEYS = ("observations", "actions", "rewards", "masks", "next_observations", "terminals")
 RELABELLED_KEYS = ("observations", "actions", "rewards", "masks", "next_observations")
+# The released SORL and FQL code clip dataset actions to [-1 + eps, 1 - eps] before training.
+ACTION_CLIP_EPS = 1e-5
 
 
 class TrainError(Exception):
@@ -127,12 +129,16 @@ def dataset_name(path: str | os.PathLike) -> str:
     return Path(path).name.removesuffix(".npz")
 
 
-def load_dataset(path: str | os.PathLike, task: int) -> dict[str, np.ndarray]:
+def load_dataset(
+    path: str | os.PathLike, task: int, action_clip_eps: float = ACTION_CLIP_EPS
+) -> dict[str, np.ndarray]:
     """Training transitions from `path` (float32, keys DATA_KEYS plus `next_actions`).
 
     An OGBench file (observations, actions, terminals, qpos, ...) goes through
     `sorlab.data.load_training_data`, which relabels rewards for `task`. A file that already
     holds rewards, masks and next_observations (e.g. a synthetic dataset) is used as is.
+    Actions are clipped to [-1 + action_clip_eps, 1 - action_clip_eps] as in the released code
+    (0: not clipped).
     """
     path = Path(path)
     if not path.is_file():
@@ -165,6 +171,8 @@ def load_dataset(path: str | os.PathLike, task: int) -> dict[str, np.ndarray]:
     if n == 0:
         raise TrainError(f"dataset {str(path)!r} holds no transitions")
     data = {k: data[k] for k in DATA_KEYS}
+    if action_clip_eps > 0:
+        data["actions"] = np.clip(data["actions"], -1 + action_clip_eps, 1 - action_clip_eps)
     # The next transition's action (ReBRAC's critic uses it), as in the released FQL code.
     data["next_actions"] = data["actions"][np.minimum(np.arange(n) + 1, n - 1)]
     return data
@@ -316,6 +324,7 @@ class RunSettings:
     progress: bool = True
     data_fraction: float = 1.0
     data_seed: int = 0
+    action_clip_eps: float = ACTION_CLIP_EPS
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -445,7 +454,7 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> int | None:
 # Settings that must match for a run directory's checkpoint to be resumed.
 _RESUME_KEYS = (
     "agent", "dataset_name", "task", "seed", "obs_dim", "action_dim", "num_transitions",
-    "data_fraction", "data_seed",
+    "data_fraction", "data_seed", "action_clip_eps",
 )  # fmt: skip
 
 
@@ -582,7 +591,9 @@ def train_seeds(settings: RunSettings, seeds: list[int]) -> list[dict]:
     agent_config = resolve_agent_config(agent, s.agent, env, s.overrides)
     if "batch_size" not in agent_config:
         raise TrainError(f"agent {s.agent!r}'s config has no batch_size")
-    data_np = load_dataset(s.dataset, s.task)
+    if not 0 <= s.action_clip_eps < 1:
+        raise TrainError(f"--action-clip-eps must be in [0, 1), got {s.action_clip_eps}")
+    data_np = load_dataset(s.dataset, s.task, s.action_clip_eps)
     data_info = {}
     if s.data_fraction != 1.0:  # the data-scale study: whole episodes, chosen by data_seed
         from sorlab.data import subsample_episodes
@@ -616,6 +627,7 @@ def train_seeds(settings: RunSettings, seeds: list[int]) -> list[dict]:
         "obs_dim": int(obs_dim),
         "action_dim": int(action_dim),
         "num_transitions": int(len(data_np["observations"])),
+        "action_clip_eps": s.action_clip_eps,
         **data_info,
         "overrides": list(s.overrides),
         "agent_config": agent_config,
@@ -912,6 +924,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="train on this fraction of the dataset's episodes (whole episodes, in (0, 1])",
     )
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the episode subsampling")
+    parser.add_argument(
+        "--action-clip-eps",
+        type=float,
+        default=ACTION_CLIP_EPS,
+        help="clip dataset actions to [-1 + EPS, 1 - EPS] as the released code does (0: off)",
+    )
     parser.add_argument("--chunk", type=int, default=1_000, help="updates per jitted scan call")
     parser.add_argument(
         "--keep-checkpoints", type=int, default=2, help="newest checkpoints kept (0: all)"

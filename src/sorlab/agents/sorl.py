@@ -13,9 +13,11 @@ switch:
 - `update_semantics: released` (default): ONE Adam state (with global-norm clipping) over actor
   and critic; a critic step, then an actor step, each a full Adam step on both networks (Adam
   momentum moves the network that got no gradient); the TD target's next actions are sampled
-  with the differentiated actor, so the critic loss also trains the actor; soft target updates
-  use the parameters from before both steps. `clean`: one optimizer per network, next actions
-  under stop_gradient, soft target updates from the updated parameters.
+  with the differentiated actor, so the critic loss also trains the actor; the actor's Q loss
+  reads the critic from before this update's critic step; soft target updates use the
+  parameters from before both steps. `clean`: one optimizer per network, next actions under
+  stop_gradient, the Q loss reads the updated critic, soft target updates from the updated
+  parameters.
 - `critic_k_input: True`: the critic takes the step count k (as a raw float) as one more input:
   the k drawn for the TD target's next actions (also fed with the dataset actions), the k of the
   sampled actions in the Q loss, and `m_inf` at test time.
@@ -479,17 +481,22 @@ def _critic_grads(state: SORLState, batch: dict, rng: jax.Array):
 
 
 def _actor_grads(state: SORLState, params: dict, batch: dict, rng: jax.Array):
-    """Actor-loss gradients w.r.t. the actor, reading the critic at `params["critic"]`."""
+    """Actor-loss gradients w.r.t. `params["actor"]`.
+
+    The Q loss reads the critic from before this update's critic step under released semantics
+    (the released code's actor loss reads `self.network`, the agent as the update began), the
+    critic just updated (`params["critic"]`) under clean semantics.
+    """
     config, action_dim = state.config, state.action_dim
     k_rng, draw_rng = jax.random.split(rng)
     draws = actor_draws(config, batch, draw_rng)
     target_actor = state.target_params["actor"]
+    released = config["update_semantics"] == "released"
+    critic = state.params["critic"] if released else params["critic"]
 
     def grad_fn(k):
         def loss_fn(actor):
-            return actor_loss(
-                config, action_dim, actor, params["critic"], target_actor, batch, draws, k
-            )
+            return actor_loss(config, action_dim, actor, critic, target_actor, batch, draws, k)
 
         return jax.grad(loss_fn, has_aux=True)
 

@@ -122,7 +122,7 @@ def value_study(
         m_inf = int(agent_config.get("denoise_timesteps", 1))
     q_fn = critic_fn(agent, m_inf)
 
-    data = load_dataset(config["dataset"], config["task"])
+    data = load_dataset(config["dataset"], config["task"], config.get("action_clip_eps", 0.0))
     g_data, exact = mc_returns(data["rewards"], data["masks"], data["terminals"], discount)
     ok_data = truncation_ok(data["terminals"], exact, discount, tol)
     rng = np.random.default_rng(seed)
