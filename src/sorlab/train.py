@@ -20,6 +20,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -372,10 +373,15 @@ def _checkpoint_manager(run_dir: Path, keep: int = 2):
 
 
 def _save(manager, step: int, state, train_key, meta: dict) -> None:
+    import logging
+
     import jax.numpy as jnp
     import orbax.checkpoint as ocp
 
     tree = {"agent": state, "train_key": train_key, "step": jnp.int32(step)}
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.CRITICAL)  # orbax logs a failed write's traceback; we name it
     try:
         manager.save(
             step,
@@ -389,14 +395,20 @@ def _save(manager, step: int, state, train_key, meta: dict) -> None:
         last = [s for s in manager.all_steps() if s != step]
         resume = f"step {max(last)}" if last else "the start"
         raise TrainError(
-            f"cannot write checkpoint {step} in {manager.directory}: {_one_line(err)}; free space "
-            f"there (or use another --out) and rerun: training resumes from {resume}"
+            f"cannot write checkpoint {step} in {manager.directory}: {_error_text(err)}; free "
+            f"space there (or use another --out) and rerun: training resumes from {resume}"
         ) from None
+    finally:
+        absl_logger.setLevel(level)
 
 
-def _one_line(err: BaseException, limit: int = 300) -> str:
-    """An exception's message on one line (library errors can span many)."""
-    text = " ".join(str(err).split()) or type(err).__name__
+def _error_text(err: BaseException, limit: int = 200) -> str:
+    """An exception's message on one line; the OS error alone where a library wraps one."""
+    text = " ".join(str(err).split())
+    code = re.search(r"os_error_code='?(\d+)", text)
+    if code:
+        return f"{os.strerror(int(code[1]))} (errno {code[1]})"
+    text = text.split(" See full TensorStore details")[0] or type(err).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -469,7 +481,7 @@ def load_run(run_dir: str | os.PathLike, step: int | None = None) -> tuple[Modul
                 else "retrain the run"
             )
             raise TrainError(
-                f"checkpoint {step} of run {str(run_dir)!r} is unreadable ({_one_line(err, 160)}); {hint}"
+                f"checkpoint {step} of run {str(run_dir)!r} is unreadable ({_error_text(err)}); {hint}"
             ) from None
     finally:
         manager.close()
@@ -529,13 +541,14 @@ def _drop_unreadable_checkpoints(run: _Run, abstract, keep: int) -> None:
         except Exception as err:
             aside = run.dir / "checkpoints.unreadable"
             aside.mkdir(exist_ok=True)
+            shutil.rmtree(aside / str(steps[-1]), ignore_errors=True)  # an older unreadable copy
             run.manager.close()
             os.replace(run.dir / "checkpoints" / str(steps[-1]), aside / str(steps[-1]))
             run.manager = _checkpoint_manager(run.dir, keep)
             older = f"resuming from step {steps[-2]}" if len(steps) > 1 else "starting afresh"
             print(
                 f"warning: checkpoint {steps[-1]} in {run.dir / 'checkpoints'} is unreadable "
-                f"({_one_line(err, 160)}); moved to {aside}, {older}",
+                f"({_error_text(err)}); moved to {aside}, {older}",
                 file=sys.stderr,
             )
 
