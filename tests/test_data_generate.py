@@ -3,9 +3,8 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
-
 import time
+from pathlib import Path
 
 import numpy as np
 import ogbench

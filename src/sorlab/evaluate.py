@@ -278,25 +278,35 @@ def close_pools() -> None:
 
 
 def check_inference(
-    agent: ModuleType, agent_config: dict, obs_dim: int, action_dim: int, m_inf: int, n: int
+    agent: ModuleType,
+    agent_config: dict,
+    obs_dim: int,
+    action_dim: int,
+    points: list[tuple[int, int]],
 ) -> None:
-    """ValueError if `agent` cannot act with (m_inf, n), e.g. SORL with an M_inf that is not a
-    power of two. The agent's own `act` is traced on abstract values: nothing is computed."""
+    """ValueError naming the first (m_inf, n) `agent` cannot act with, e.g. SORL with an M_inf
+    that is not a power of two. The agent's own `act` is traced on abstract values: nothing is
+    computed, so a grid is checked in about a second before any episode runs."""
     import jax
 
     from sorlab.train import _abstract_state, _to_tuples
 
-    if m_inf < 1 or n < 1:
-        raise ValueError(f"m_inf and n must be >= 1, got m_inf={m_inf}, n={n}")
-    state = _abstract_state(agent, _to_tuples(dict(agent_config)), obs_dim, action_dim)
-    obs = jax.ShapeDtypeStruct((1, obs_dim), np.float32)
-    try:
-        jax.eval_shape(
-            lambda s, o: agent.act(s, o, jax.random.PRNGKey(0), m_inf=m_inf, n=n), state, obs
-        )
-    except ValueError as err:
-        name = agent.__name__.rsplit(".", 1)[-1]
-        raise ValueError(f"agent {name} cannot act with m_inf={m_inf}, n={n}: {err}") from None
+    state = None
+    for m_inf, n in dict.fromkeys(points):
+        if m_inf < 1 or n < 1:
+            raise ValueError(f"m_inf and n must be >= 1, got m_inf={m_inf}, n={n}")
+        if state is None:
+            state = _abstract_state(agent, _to_tuples(dict(agent_config)), obs_dim, action_dim)
+        obs = jax.ShapeDtypeStruct((1, obs_dim), np.float32)
+        try:
+            jax.eval_shape(
+                lambda s, o, m=m_inf, k=n: agent.act(s, o, jax.random.PRNGKey(0), m_inf=m, n=k),
+                state,
+                obs,
+            )
+        except ValueError as err:
+            name = agent.__name__.rsplit(".", 1)[-1]
+            raise ValueError(f"agent {name} cannot act with m_inf={m_inf}, n={n}: {err}") from None
 
 
 @functools.lru_cache(maxsize=64)
@@ -551,10 +561,8 @@ def _evaluate_run(args: argparse.Namespace) -> int:
     step = args.step if args.step is not None else latest_checkpoint(run_dir)
     dataset, task = run_settings(config)
     grid = [(m, n) for m in args.m_inf for n in args.n]
-    for m_inf, n in grid:  # before any episode runs
-        check_inference(
-            agent, config["agent_config"], config["obs_dim"], config["action_dim"], m_inf, n
-        )
+    # Before any episode runs.
+    check_inference(agent, config["agent_config"], config["obs_dim"], config["action_dim"], grid)
     out_dir = Path(args.out) if args.out else run_dir / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)
     for m_inf, n in tqdm(grid, desc=f"evaluate {run_dir}", unit="point"):

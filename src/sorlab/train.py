@@ -700,7 +700,7 @@ def _check_eval_m_inf(agent, agent_config: dict, dataset: str, m_inf: int) -> No
     from sorlab.evaluate import check_inference
 
     try:
-        check_inference(agent, agent_config, *env_widths(dataset), m_inf, 1)
+        check_inference(agent, agent_config, *env_widths(dataset), [(m_inf, 1)])
     except ValueError as err:
         raise TrainError(f"--eval-m-inf {m_inf}: {err}") from None
 
