@@ -81,9 +81,20 @@ def planned_jobs(output: str) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory) -> Path:
+def datasets(tmp_path_factory) -> Path:
+    """The tiny study's datasets, made by the workflow's dataset rule (resources/)."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("datasets"))
+    target = "resources/datasets/cube-single-play-v0.npz"
+    snakemake(workdir, target, "--cores", "2", "--configfile", TEST_CONFIG)
+    assert (workdir / "results/logs/data/cube-single-play-v0.log").is_file()
+    return workdir / "resources"
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, datasets) -> Path:
     """The tiny study, run to completion once for the tests of this module."""
     workdir = copy_workflow(tmp_path_factory.mktemp("study"))
+    shutil.copytree(datasets, workdir / "resources")
     snakemake(workdir, "--cores", "2", "--configfile", TEST_CONFIG)
     return workdir
 
@@ -179,7 +190,7 @@ def test_grouped_seeds_train_in_one_job_with_the_same_outputs(study, tmp_path):
     assert "group_seeds" in message and "bc/cube-single-play-v0/task2" in message
 
 
-def test_interrupted_run_keeps_its_learning_curve(study, tmp_path):
+def test_interrupted_run_keeps_its_learning_curve(datasets, tmp_path):
     """Ctrl-C (SIGINT to the process group) during training, then a rerun: the learning curves
     equal an uninterrupted run's, row for row, though Snakemake deletes the interrupted job's
     declared outputs (metrics.csv, eval_curve.csv) before it reruns it."""
@@ -192,8 +203,10 @@ def test_interrupted_run_keeps_its_learning_curve(study, tmp_path):
     run = "results/runs/bc/cube-single-play-v0/task2/seed1"
     dirs = {}
     for name in ("uninterrupted", "interrupted"):
-        workdir = copy_workflow(tmp_path / name)
-        shutil.copytree(study / "resources", workdir / "resources")  # the same data files
+        workdir = tmp_path / name
+        workdir.mkdir()
+        copy_workflow(workdir)
+        shutil.copytree(datasets, workdir / "resources")  # the same data files
         (workdir / "run.yaml").write_text(yaml.safe_dump(config))
         dirs[name] = workdir
     args = [f"{run}/summary.json", "--cores", "1", "--configfile", "run.yaml"]
