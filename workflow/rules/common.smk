@@ -266,18 +266,25 @@ def check_runs():
         configcheck.check_agent_names(f"train.run_overrides.{run_id}", [agent], known)
         where = f"train.run_overrides.{run_id}"
         configcheck.resolve(where, base(agent), env, int(task.removeprefix("task")), overrides)
-    checked = set()
+    resolved, traced = set(), set()
     for run in runs():
         agent = run["agent"]
         settings = run_settings(agent, run["env"], run["task"], run["seed"])
         key = (agent, run["env"], json.dumps(settings["overrides"], sort_keys=True))
-        if key in checked:
+        if key in resolved:
             continue
-        checked.add(key)
+        resolved.add(key)
         where = f"train.overrides.{agent}"
         agent_config = configcheck.resolve(
             where, base(agent), run["env"], run["task"], settings["overrides"]
         )
+        # Tracing `act` takes a while: once per agent and structure (per-environment float
+        # coefficients do not change whether an agent can act with an M_inf).
+        structure = {k: v for k, v in agent_config.items() if not isinstance(v, float)}
+        key = (agent, json.dumps(structure, sort_keys=True, default=str))
+        if key in traced:
+            continue
+        traced.add(key)
         # Evaluations during training use the agent's default M_inf (SORL: its training M).
         m_train = eval_m_inf(get_agent(base(agent)), agent_config, None)
         what = f"{where} (evaluations during training use M_inf = {m_train})"
