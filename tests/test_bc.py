@@ -113,7 +113,15 @@ def test_same_seed_same_params_and_different_seed_differs():
 
 def test_trainer_loads_a_relabelled_npz(tmp_path):
     path = tmp_path / "cube-single-play-v0.npz"
-    np.savez(path, **make_bandit_dataset(16))
+    rng = np.random.default_rng(0)
+    arrays = {  # cube-single's widths (a dataset must match its env's)
+        "observations": rng.normal(size=(16, 28)),
+        "actions": rng.uniform(-1, 1, size=(16, 5)),
+        "rewards": np.zeros(16),
+        "masks": np.ones(16),
+        "next_observations": rng.normal(size=(16, 28)),
+    }
+    np.savez(path, **{k: v.astype(np.float32) for k, v in arrays.items()})
     data = load_dataset(path, task=2)
     assert set(data) >= {
         "observations",
@@ -124,7 +132,7 @@ def test_trainer_loads_a_relabelled_npz(tmp_path):
         "next_actions",
     }
     np.testing.assert_array_equal(data["next_actions"][:-1], data["actions"][1:])
-    with pytest.raises(Exception, match="does not exist"):
+    with pytest.raises(Exception, match="no such dataset file"):
         load_dataset(tmp_path / "missing.npz", task=2)
 
 

@@ -2,6 +2,7 @@
 
 import hashlib
 import http.server
+import io
 import os
 import socket
 import subprocess
@@ -9,24 +10,43 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import ogbench.utils
 import pytest
 
-from sorlab.data import DatasetError
+from sorlab.data import DatasetError, make_env
 from sorlab.data.download import DEFAULT_BASE_URL, URL_ENV_VAR, download
+from sorlab.data.load import _expected_shapes
+from sorlab.data.names import GENERATABLE, official_steps
 
 REPO = Path(__file__).resolve().parents[1]
 NAME = "pointmaze-medium-navigate-v0"
-FILES = {f"{NAME}.npz": os.urandom(300_000), f"{NAME}-val.npz": os.urandom(40_000)}
+
+
+def official_like(steps: int, episode_steps: int = GENERATABLE[NAME].episode_steps) -> bytes:
+    """An .npz with the published file's keys, dtypes, shapes and number of steps (zeros)."""
+    shapes = _expected_shapes(make_env(NAME, 1))
+    arrays = {k: np.zeros((steps, *shape), np.float32) for k, shape in shapes.items()}
+    arrays["terminals"] = np.arange(1, steps + 1) % episode_steps == 0
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
+FILES = {
+    f"{NAME}.npz": official_like(official_steps(NAME)),
+    f"{NAME}-val.npz": official_like(official_steps(NAME, val=True)),
+}
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
     drop = False  # when set, send half the body and close the connection
     requests: list[str] = []
+    files: dict[str, bytes] = FILES  # what the server holds
 
     def do_GET(self):
         Handler.requests.append(self.path)
-        body = FILES.get(self.path.rsplit("/", 1)[-1])
+        body = Handler.files.get(self.path.rsplit("/", 1)[-1])
         if body is None:
             self.send_error(404)
             return
@@ -47,7 +67,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    Handler.drop, Handler.requests = False, []
+    Handler.drop, Handler.requests, Handler.files = False, [], dict(FILES)
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -88,9 +108,10 @@ def test_env_var_sets_the_server(server, tmp_path, monkeypatch):
 
 def test_dropped_connection_leaves_no_file(server, tmp_path):
     Handler.drop = True
+    size = len(FILES[f"{NAME}.npz"])
     with pytest.raises(
         DatasetError,
-        match=f"connection dropped after 150000 of 300000 bytes; .*{NAME}.npz not written",
+        match=f"connection dropped after {size // 2} of {size} bytes; .*{NAME}.npz not written",
     ):
         download([NAME], tmp_path, base_url=server, progress=False)
     assert os.listdir(tmp_path) == []
@@ -183,3 +204,22 @@ def test_snakemake_rule_downloads(server, tmp_path):
         assert (tmp_path / "resources/datasets" / name).read_bytes() == body
     assert (tmp_path / f"results/logs/data/{NAME}.log").exists()
     assert (tmp_path / f"results/benchmarks/data/{NAME}.tsv").exists()
+
+
+@pytest.mark.parametrize(
+    ("served", "reason"),
+    [
+        # Cut short by the server, which sent a Content-Length that matches what it sent.
+        (FILES[f"{NAME}.npz"][: len(FILES[f"{NAME}.npz"]) // 2], "not a readable .npz archive"),
+        (b"<html>503 Service Unavailable</html>", "not an .npz archive"),
+        (official_like(1001 * 10), f"10010 steps, the published file has {official_steps(NAME)}"),
+    ],
+)
+def test_a_complete_transfer_of_a_bad_file_is_not_kept(server, tmp_path, served, reason):
+    Handler.files[f"{NAME}.npz"] = served
+    with pytest.raises(DatasetError) as info:
+        download([NAME], tmp_path, base_url=server, progress=False)
+    message = str(info.value)
+    assert f"{NAME}.npz as downloaded is not a usable dataset" in message and reason in message
+    assert "not written" in message
+    assert os.listdir(tmp_path) == []  # no file under the final name, no checksum record

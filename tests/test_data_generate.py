@@ -3,11 +3,13 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import ogbench
 import pytest
+from readonly import read_only_dir
 
 from sorlab.cli import main as cli_main
 from sorlab.data import env_name, load_training_data
@@ -242,3 +244,45 @@ def test_scene_health_check_matches_ogbench_rule():
         bad = qpos.copy()
         bad[1, 14:17] = xyz
         assert _scene_healthy(bad) == healthy, xyz
+
+
+def test_interrupted_overwrite_never_leaves_a_new_val_file_beside_the_old_train_file(
+    tmp_path, monkeypatch
+):
+    name = "pointmaze-medium-navigate-v0"
+    train, val = tmp_path / f"{name}.npz", tmp_path / f"{name}-val.npz"
+    generate(name, tmp_path, episodes=2, seed=0, workers=1, episode_steps=21, progress=False)
+    old_val = val.read_bytes()
+    writes = []
+    savez = np.savez_compressed
+
+    def interrupted_second_write(*args, **kwargs):  # Ctrl-C while the second file is written
+        writes.append(1)
+        if len(writes) == 2:
+            raise KeyboardInterrupt
+        savez(*args, **kwargs)
+
+    monkeypatch.setattr(np, "savez_compressed", interrupted_second_write)
+    with pytest.raises(KeyboardInterrupt):
+        generate(name, tmp_path, episodes=2, seed=1, workers=1, episode_steps=21, progress=False)
+    assert len(writes) == 2
+    # Either the old pair or no train file (the workflow then regenerates): never a mix.
+    assert not train.exists() or val.read_bytes() == old_val
+    assert {p.name for p in tmp_path.iterdir()} in ({val.name}, {train.name, val.name})
+
+
+def test_read_only_output_is_named_before_any_episode_runs(tmp_path):
+    with read_only_dir(tmp_path / "ro") as out:
+        start = time.perf_counter()
+        # The official size: 1000 episodes would take minutes if they ran first.
+        result = subprocess.run(
+            [sys.executable, "-m", "sorlab.cli", "data", "generate", "pointmaze-medium-navigate-v0",
+             "--out", str(out / "datasets"), "--workers", "1", "--quiet"],
+            capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )  # fmt: skip
+        elapsed = time.perf_counter() - start
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"cannot write to {out / 'datasets'}" in lines[0], result.stderr
+    assert "choose a writable --out" in lines[0]
+    assert elapsed < 60

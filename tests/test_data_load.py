@@ -5,6 +5,7 @@ import pytest
 
 from sorlab.data import DatasetError, env_name, load_training_data, make_env, validate_file
 from sorlab.data.generate import generate
+from sorlab.data.load import validate_transitions
 
 NAME = "pointmaze-medium-navigate-v0"  # the cheapest env: bad-file checks need no physics
 
@@ -128,7 +129,16 @@ def test_corrupt_archive(tmp_path, good):
     path.write_bytes(bytes(data))
     expect_error(path, "not a readable .npz archive")
     path.write_bytes(b"this is not a zip file")
-    expect_error(path, "not a readable .npz archive")
+    expect_error(path, "not an .npz archive", "b'this'")
+
+
+def test_empty_file_and_directory(tmp_path):
+    path = tmp_path / f"{NAME}.npz"
+    path.write_bytes(b"")
+    expect_error(path, "empty file (0 bytes")
+    path.unlink()
+    path.mkdir()
+    expect_error(path, "is a directory, not a dataset file")
 
 
 def test_cut_off_last_episode(tmp_path, good):
@@ -148,3 +158,28 @@ def test_rewards_follow_the_task_goal(tmp_path, good):
     assert np.flatnonzero(data["masks"] == 0).tolist() == [5]
     assert (data["terminals"][5] == 0) and (data["rewards"][data["rewards"] != 0] == -1).all()
     assert (load_training_data(path, 1)["rewards"][5]) == -1  # another task, another goal
+
+
+def relabelled(n: int = 6, obs_dim: int = 2, action_dim: int = 2) -> dict[str, np.ndarray]:
+    """Transitions already in training form for pointmaze (2-wide observations and actions)."""
+    rng = np.random.default_rng(0)
+    return {
+        "observations": rng.normal(size=(n, obs_dim)).astype(np.float32),
+        "actions": rng.uniform(-1, 1, size=(n, action_dim)).astype(np.float32),
+        "rewards": np.zeros(n, np.float32),
+        "masks": np.ones(n, np.float32),
+        "next_observations": rng.normal(size=(n, obs_dim)).astype(np.float32),
+    }
+
+
+def test_relabelled_transitions_are_checked_against_the_env(tmp_path):
+    path = tmp_path / f"{NAME}.npz"
+    validate_transitions(path, relabelled(), NAME)
+    with pytest.raises(DatasetError, match=r"'actions' has shape \(6, 3\), expected \(6, 2\)"):
+        validate_transitions(path, relabelled(action_dim=3), NAME)
+    with pytest.raises(DatasetError, match=r"'observations' has shape \(6, 5\)"):
+        validate_transitions(path, relabelled(obs_dim=5), NAME)
+    data = relabelled()
+    data["rewards"][3] = np.nan
+    with pytest.raises(DatasetError, match=r"'rewards' holds NaN or inf \(first at index \(3,\)\)"):
+        validate_transitions(path, data, NAME)

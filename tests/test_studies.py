@@ -237,7 +237,7 @@ def test_train_data_fraction_flag_subsamples_and_records(tmp_path):
     from sorlab import train
 
     rng = np.random.default_rng(0)
-    n, obs_dim, act_dim = 40, 3, 2
+    n, obs_dim, act_dim = 40, 28, 5  # cube-single's widths
     terminals = (np.arange(n) % 10 == 9).astype(np.float32)  # 4 episodes of 10 rows
     arrays = {
         "observations": rng.normal(size=(n, obs_dim)),

@@ -7,8 +7,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -79,9 +81,20 @@ def planned_jobs(output: str) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory) -> Path:
+def datasets(tmp_path_factory) -> Path:
+    """The tiny study's datasets, made by the workflow's dataset rule (resources/)."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("datasets"))
+    target = "resources/datasets/cube-single-play-v0.npz"
+    snakemake(workdir, target, "--cores", "2", "--configfile", TEST_CONFIG)
+    assert (workdir / "results/logs/data/cube-single-play-v0.log").is_file()
+    return workdir / "resources"
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, datasets) -> Path:
     """The tiny study, run to completion once for the tests of this module."""
     workdir = copy_workflow(tmp_path_factory.mktemp("study"))
+    shutil.copytree(datasets, workdir / "resources")
     snakemake(workdir, "--cores", "2", "--configfile", TEST_CONFIG)
     return workdir
 
@@ -177,6 +190,62 @@ def test_grouped_seeds_train_in_one_job_with_the_same_outputs(study, tmp_path):
     assert "group_seeds" in message and "bc/cube-single-play-v0/task2" in message
 
 
+def test_interrupted_run_keeps_its_learning_curve(datasets, tmp_path):
+    """Ctrl-C (SIGINT to the process group) during training, then a rerun: the learning curves
+    equal an uninterrupted run's, row for row, though Snakemake deletes the interrupted job's
+    declared outputs (metrics.csv, eval_curve.csv) before it reruns it."""
+    config = yaml.safe_load((ROOT / TEST_CONFIG).read_text())
+    config["agents"], config["seeds"] = ["bc"], [1]
+    # A checkpoint at 250 falls between metrics rows (every 100): the resumed row at 300 must
+    # still average 100 updates. Two evaluations after it leave time to interrupt.
+    config["train"].update(steps=1000, checkpoint_interval=250, log_interval=100)
+    config["train"].update(eval_interval=500)
+    run = "results/runs/bc/cube-single-play-v0/task2/seed1"
+    dirs = {}
+    for name in ("uninterrupted", "interrupted"):
+        workdir = tmp_path / name
+        workdir.mkdir()
+        copy_workflow(workdir)
+        shutil.copytree(datasets, workdir / "resources")  # the same data files
+        (workdir / "run.yaml").write_text(yaml.safe_dump(config))
+        dirs[name] = workdir
+    args = [f"{run}/summary.json", "--cores", "1", "--configfile", "run.yaml"]
+    snakemake(dirs["uninterrupted"], *args)
+
+    workdir = dirs["interrupted"]
+    env = dict(os.environ, PATH=path_without_venv(), MUJOCO_GL="egl")
+    proc = subprocess.Popen(
+        [str(BIN / "snakemake"), *args], cwd=workdir, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    checkpoint = workdir / run / "checkpoints" / "250" / "commit_success.txt"
+    deadline = time.monotonic() + 900
+    while not checkpoint.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint 250"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+    assert proc.wait(timeout=300) != 0
+    assert not (workdir / run / "summary.json").exists(), "interrupted too late: run finished"
+
+    out = snakemake(workdir, *args, "-n", check=False)
+    assert "incomplete" in out.stdout + out.stderr  # Snakemake wants --rerun-incomplete
+    snakemake(workdir, *args, "--rerun-incomplete")
+    for name, drop in (("metrics.csv", ["time_s"]), ("eval_curve.csv", ["time_s", "eval_s"])):
+        resumed = pd.read_csv(workdir / run / name).drop(columns=drop)
+        alone = pd.read_csv(dirs["uninterrupted"] / run / name).drop(columns=drop)
+        assert (
+            resumed["step"].tolist()
+            == alone["step"].tolist()
+            == (list(range(100, 1001, 100)) if name == "metrics.csv" else [500, 1000])
+        )
+        pd.testing.assert_frame_equal(resumed, alone)  # exact: the same updates, bitwise
+    summary = json.loads((workdir / run / "summary.json").read_text())
+    assert summary["resumed_from"] == 250
+    alone = json.loads((dirs["uninterrupted"] / run / "summary.json").read_text())
+    assert summary["final_eval"]["success"] == alone["final_eval"]["success"]
+    assert planned_jobs(snakemake(workdir, *args, "-n").stdout) == []
+
+
 def test_lint_is_clean(study):
     out = snakemake(study, "--lint", "--configfile", TEST_CONFIG, check=False)
     assert "Lints for" not in out.stdout + out.stderr, out.stdout + out.stderr
@@ -186,17 +255,39 @@ def test_lint_is_clean(study):
 @pytest.mark.parametrize(
     ("change", "named"),
     [
-        (lambda c: c["train"].update(stpes=10), "stpes"),
-        (lambda c: c["evaluate"].update(episodes=0), "episodes"),
-        (lambda c: c["data"].update(source="ftp"), "ftp"),
-        (lambda c: c.update(agents=["sorl", "ppo"]), "ppo"),
+        (lambda c: c["train"].update(stpes=10), ["config train:", "'stpes' was unexpected"]),
+        (lambda c: c["evaluate"].update(episodes=0), ["config evaluate.episodes", "0"]),
+        (lambda c: c["data"].update(source="ftp"), ["config data.source", "ftp"]),
+        (lambda c: c.update(agents=["sorl", "ppo"]), ["ppo"]),
+        # Mistakes that used to fail late, after training:
+        (lambda c: c["evaluate"].update(m_inf=[1, 3]), ["config evaluate.m_inf", "m_inf=3"]),
+        (
+            lambda c: c.update(envs={"cube-singel-play-v0": {"tasks": [2]}}),
+            ["config envs.cube-singel-play-v0", "unknown OGBench dataset"],
+        ),
+        (
+            lambda c: c["train"]["overrides"]["sorl"].update(actr_lr=1e-3),
+            ["config train.overrides.sorl", "unknown config key 'actr_lr'"],
+        ),
+        (
+            lambda c: c.update(envs={"antmaze-large-navigate-v0": {"tasks": [1]}}),
+            ["config data.source", "antmaze-large-navigate-v0", "data.source: download"],
+        ),
+        (
+            lambda c: c["evaluate"].update(scaling_agents=["sorll"]),
+            ["config evaluate.scaling_agents", "unknown agent 'sorll'"],
+        ),
     ],
 )
-def test_bad_config_is_named(tmp_path, change, named):
+def test_bad_config_is_named_in_one_line_before_any_job(tmp_path, change, named):
     workdir = copy_workflow(tmp_path)
     config = yaml.safe_load((workdir / TEST_CONFIG).read_text())
     change(config)
     (workdir / "bad.yaml").write_text(yaml.safe_dump(config))
-    out = snakemake(workdir, "-n", "--configfile", "bad.yaml", check=False)
+    out = snakemake(workdir, "--cores", "1", "--configfile", "bad.yaml", check=False)
     assert out.returncode != 0
-    assert named in out.stdout + out.stderr
+    lines = [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]
+    errors = [line for line in lines if all(word in line for word in named)]
+    assert len(errors) == 1, lines
+    assert len(lines) <= 2, lines  # Snakemake's "Config file ... is extended" and ours
+    assert not (workdir / "results").exists() and not (workdir / "resources").exists()

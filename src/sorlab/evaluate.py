@@ -277,6 +277,38 @@ def close_pools() -> None:
 # ----------------------------------------------------------------------------- policy
 
 
+def check_inference(
+    agent: ModuleType,
+    agent_config: dict,
+    obs_dim: int,
+    action_dim: int,
+    points: list[tuple[int, int]],
+) -> None:
+    """ValueError naming the first (m_inf, n) `agent` cannot act with, e.g. SORL with an M_inf
+    that is not a power of two. The agent's own `act` is traced on abstract values: nothing is
+    computed, so a grid is checked in about a second before any episode runs."""
+    import jax
+
+    from sorlab.train import _abstract_state, _to_tuples
+
+    state = None
+    for m_inf, n in dict.fromkeys(points):
+        if m_inf < 1 or n < 1:
+            raise ValueError(f"m_inf and n must be >= 1, got m_inf={m_inf}, n={n}")
+        if state is None:
+            state = _abstract_state(agent, _to_tuples(dict(agent_config)), obs_dim, action_dim)
+        obs = jax.ShapeDtypeStruct((1, obs_dim), np.float32)
+        try:
+            jax.eval_shape(
+                lambda s, o, m=m_inf, k=n: agent.act(s, o, jax.random.PRNGKey(0), m_inf=m, n=k),
+                state,
+                obs,
+            )
+        except ValueError as err:
+            name = agent.__name__.rsplit(".", 1)[-1]
+            raise ValueError(f"agent {name} cannot act with m_inf={m_inf}, n={n}: {err}") from None
+
+
 @functools.lru_cache(maxsize=64)
 def policy_fn(agent: ModuleType, m_inf: int, n: int):
     """A jitted batched policy with one PRNG key per (episode, step), so rows are independent."""
@@ -509,22 +541,30 @@ def main(args: argparse.Namespace) -> int:
     except (TrainError, ValueError, KeyError) as err:  # bad run directory or grid: one line
         print(f"sorlab evaluate: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # e.g. a read-only or full output folder
+        from sorlab.rundir import describe_os_error
+
+        print(f"sorlab evaluate: error: {describe_os_error(err)}", file=sys.stderr)
+        return 2
 
 
 def _evaluate_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from sorlab.train import load_run
+    from sorlab.train import latest_checkpoint, load_run
 
     for name in ("episodes", "num_envs"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     run_dir = Path(args.run_dir)
     agent, state, config = load_run(run_dir, step=args.step)
+    step = args.step if args.step is not None else latest_checkpoint(run_dir)
     dataset, task = run_settings(config)
+    grid = [(m, n) for m in args.m_inf for n in args.n]
+    # Before any episode runs.
+    check_inference(agent, config["agent_config"], config["obs_dim"], config["action_dim"], grid)
     out_dir = Path(args.out) if args.out else run_dir / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)
-    grid = [(m, n) for m in args.m_inf for n in args.n]
     for m_inf, n in tqdm(grid, desc=f"evaluate {run_dir}", unit="point"):
         video_dir = out_dir / f"video_{m_inf}_{n}" if args.video else None
         result = evaluate_policy(
@@ -543,6 +583,7 @@ def _evaluate_run(args: argparse.Namespace) -> int:
             progress=True,
         )
         result["run_dir"] = str(run_dir)
+        result["checkpoint_step"] = step
         path = out_dir / f"{m_inf}_{n}.json"
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(result, indent=1) + "\n")

@@ -20,6 +20,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -135,29 +136,28 @@ def load_dataset(
     """Training transitions from `path` (float32, keys DATA_KEYS plus `next_actions`).
 
     An OGBench file (observations, actions, terminals, qpos, ...) goes through
-    `sorlab.data.load_training_data`, which relabels rewards for `task`. A file that already
-    holds rewards, masks and next_observations (e.g. a synthetic dataset) is used as is.
-    Actions are clipped to [-1 + action_clip_eps, 1 - action_clip_eps] as in the released code
-    (0: not clipped).
+    `sorlab.data.load_training_data`, which validates it and relabels rewards for `task`. A file
+    that already holds rewards, masks and next_observations (e.g. a synthetic dataset) is used
+    as is, after the same kind of checks (widths of the dataset's env, finite values). Actions
+    are clipped to [-1 + action_clip_eps, 1 - action_clip_eps] as in the released code (0: not
+    clipped).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise TrainError(f"dataset file {str(path)!r} does not exist")
-    try:
-        with np.load(path) as f:
-            keys = set(f.files)
-            relabelled = all(k in keys for k in RELABELLED_KEYS)
-            if relabelled:
-                data = {k: np.asarray(f[k], np.float32) for k in DATA_KEYS if k in keys}
-    except (OSError, ValueError) as err:
-        raise TrainError(f"cannot read dataset file {str(path)!r}: {err}") from None
-    if not relabelled:
-        from sorlab.data import load_training_data
+    from sorlab.data import DatasetError, load_training_data
+    from sorlab.data.load import npz_keys, read_npz, validate_transitions
 
-        try:
+    path = Path(path)
+    name = dataset_name(path)
+    try:
+        keys = set(npz_keys(path))
+        if all(k in keys for k in RELABELLED_KEYS):
+            data = read_npz(path, [k for k in DATA_KEYS if k in keys])
+            validate_transitions(path, data, name)
+        else:
             data = load_training_data(path, task)
-        except (OSError, ValueError, KeyError) as err:
-            raise TrainError(f"cannot load dataset {str(path)!r} for task {task}: {err}") from None
+    except DatasetError as err:
+        raise TrainError(str(err)) from None
+    except (OSError, ValueError, KeyError) as err:  # past the checks, in ogbench's own loader
+        raise TrainError(f"cannot load dataset {str(path)!r} for task {task}: {err}") from None
     data = {k: np.asarray(v, np.float32) for k, v in data.items()}
     n = len(data["observations"])
     data.setdefault("terminals", np.zeros(n, np.float32))
@@ -340,26 +340,31 @@ def _json_default(obj: Any) -> Any:
 
 
 class CsvLog:
-    """Append-only CSV with a fixed header; rows past `keep_until` are dropped on open (resume)."""
+    """Append-only CSV with a fixed header, whose rows are also kept in memory so that every
+    checkpoint can store them: a resumed run rewrites the file from its checkpoint's rows, so
+    a file deleted or truncated meanwhile (e.g. by Snakemake, as an incomplete job's output)
+    loses nothing. Without rows (a checkpoint from an older version) the file's rows up to
+    `keep_until` are kept."""
 
-    def __init__(self, path: Path, keep_until: int):
+    def __init__(self, path: Path, keep_until: int, rows: list[dict] | None = None):
         self.path = path
-        self.fields: list[str] | None = None
-        rows = []
-        if path.exists() and keep_until > 0:
-            with path.open(newline="") as f:
-                reader = csv.DictReader(f)
-                self.fields = list(reader.fieldnames or []) or None
-                rows = [r for r in reader if int(float(r["step"])) <= keep_until]
+        if rows is None:
+            rows = []
+            if path.exists() and keep_until > 0:
+                with path.open(newline="") as f:
+                    rows = [r for r in csv.DictReader(f) if int(float(r["step"])) <= keep_until]
+        self.rows = [dict(r) for r in rows]
+        self.fields: list[str] | None = list(self.rows[0]) if self.rows else None
         tmp = path.with_name(path.name + ".tmp")
         with tmp.open("w", newline="") as f:
             if self.fields:
-                writer = csv.DictWriter(f, self.fields)
+                writer = csv.DictWriter(f, self.fields, extrasaction="ignore")
                 writer.writeheader()
-                writer.writerows(rows)
+                writer.writerows(self.rows)
         os.replace(tmp, path)
 
     def write(self, row: dict) -> None:
+        self.rows.append(dict(row))
         with self.path.open("a", newline="") as f:
             if self.fields is None:
                 self.fields = list(row)
@@ -377,16 +382,43 @@ def _checkpoint_manager(run_dir: Path, keep: int = 2):
 
 
 def _save(manager, step: int, state, train_key, meta: dict) -> None:
+    import logging
+
     import jax.numpy as jnp
     import orbax.checkpoint as ocp
 
     tree = {"agent": state, "train_key": train_key, "step": jnp.int32(step)}
-    manager.save(
-        step,
-        args=ocp.args.Composite(state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)),
-        force=True,
-    )
-    manager.wait_until_finished()
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.CRITICAL)  # orbax logs a failed write's traceback; we name it
+    try:
+        manager.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)
+            ),
+            force=True,
+        )
+        manager.wait_until_finished()
+    except Exception as err:  # orbax/tensorstore wrap OS errors (full disk, quota) in their own
+        last = [s for s in manager.all_steps() if s != step]
+        resume = f"step {max(last)}" if last else "the start"
+        raise TrainError(
+            f"cannot write checkpoint {step} in {manager.directory}: {_error_text(err)}; free "
+            f"space there (or use another --out) and rerun: training resumes from {resume}"
+        ) from None
+    finally:
+        absl_logger.setLevel(level)
+
+
+def _error_text(err: BaseException, limit: int = 200) -> str:
+    """An exception's message on one line; the OS error alone where a library wraps one."""
+    text = " ".join(str(err).split())
+    code = re.search(r"os_error_code='?(\d+)", text)
+    if code:
+        return f"{os.strerror(int(code[1]))} (errno {code[1]})"
+    text = text.split(" See full TensorStore details")[0] or type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _restore(manager, step: int, abstract_state, train_key) -> tuple[Any, Any, dict]:
@@ -415,27 +447,53 @@ def _abstract_state(agent: ModuleType, agent_config: dict, obs_dim: int, action_
     return jax.eval_shape(lambda: agent.init(jax.random.PRNGKey(0), batch, agent_config))
 
 
+def run_config(run_dir: str | os.PathLike) -> dict:
+    """A run directory's config.json, checked (TrainError naming the file if damaged)."""
+    from sorlab.rundir import RunDirError, read_run_config
+
+    try:
+        return read_run_config(Path(run_dir))
+    except RunDirError as err:
+        raise TrainError(str(err)) from None
+
+
 def load_run(run_dir: str | os.PathLike, step: int | None = None) -> tuple[ModuleType, Any, dict]:
-    """(agent module, agent state, config.json contents) of a run's checkpoint (default newest)."""
+    """(agent module, agent state, config.json contents) of a run's checkpoint (default newest).
+
+    An unreadable checkpoint is a TrainError that names it and the older readable one."""
     run_dir = Path(run_dir)
-    config_path = run_dir / "config.json"
-    if not config_path.is_file():
-        raise TrainError(f"{str(run_dir)!r} is not a run directory: no config.json")
-    config = json.loads(config_path.read_text())
+    config = run_config(run_dir)
     agent = get_agent(config["agent"])
     agent_config = _to_tuples(config["agent_config"])
     manager = _checkpoint_manager(run_dir, keep=0)
-    steps = sorted(manager.all_steps())
-    if not steps:
-        raise TrainError(f"run {str(run_dir)!r} holds no checkpoint")
-    if step is None:
-        step = steps[-1]
-    elif step not in steps:
-        raise TrainError(f"run {str(run_dir)!r} has no checkpoint at step {step}; it has {steps}")
-    abstract = _abstract_state(agent, agent_config, config["obs_dim"], config["action_dim"])
-    _, train_key = root_keys(config["seed"])
-    state, _, _ = _restore(manager, step, abstract, train_key)
-    manager.close()
+    try:
+        steps = sorted(manager.all_steps())
+        if not steps:
+            raise TrainError(f"run {str(run_dir)!r} holds no checkpoint")
+        if step is None:
+            step = steps[-1]
+        elif step not in steps:
+            raise TrainError(
+                f"run {str(run_dir)!r} has no checkpoint at step {step}; it has {steps}"
+            )
+        abstract = _abstract_state(agent, agent_config, config["obs_dim"], config["action_dim"])
+        _, train_key = root_keys(config["seed"])
+        try:
+            state, _, _ = _restore(manager, step, abstract, train_key)
+        except Exception as err:
+            older = [s for s in steps if s < step]
+            hint = (
+                f"use the older one with --step {older[-1]}, or retrain from it (`sorlab train` "
+                f"on this run directory resumes from step {older[-1]}; in the workflow, delete "
+                f"{run_dir / 'summary.json'} and rerun)"
+                if older
+                else "retrain the run"
+            )
+            raise TrainError(
+                f"checkpoint {step} of run {str(run_dir)!r} is unreadable ({_error_text(err)}); {hint}"
+            ) from None
+    finally:
+        manager.close()
     return agent, state, config
 
 
@@ -462,7 +520,7 @@ def _check_resumable(run_dir: Path, config: dict) -> None:
     path = run_dir / "config.json"
     if not path.is_file():
         raise TrainError(f"{str(run_dir)!r} holds checkpoints but no config.json; cannot resume")
-    old = json.loads(path.read_text())
+    old = run_config(run_dir)
     diffs = [k for k in _RESUME_KEYS if old.get(k) != config.get(k)]
     old_agent = _to_tuples(old.get("agent_config", {}))
     diffs += [
@@ -475,6 +533,33 @@ def _check_resumable(run_dir: Path, config: dict) -> None:
             f"run directory {str(run_dir)!r} holds a checkpoint of a different run "
             f"(differs in {', '.join(diffs)}); use another --out or delete it"
         )
+
+
+def _drop_unreadable_checkpoints(run: _Run, abstract, keep: int) -> None:
+    """Restore the run's newest checkpoint; while it is unreadable (damaged by a crash or a
+    full disk), move it aside to checkpoints.unreadable/ with a warning and try the older one,
+    which is kept for this reason. The readable newest one is kept on the run for resuming."""
+    while True:
+        steps = sorted(run.manager.all_steps())
+        if not steps:
+            return
+        _, train_key = root_keys(run.seed)
+        try:
+            run.restored = (steps[-1], _restore(run.manager, steps[-1], abstract, train_key))
+            return
+        except Exception as err:
+            aside = run.dir / "checkpoints.unreadable"
+            aside.mkdir(exist_ok=True)
+            shutil.rmtree(aside / str(steps[-1]), ignore_errors=True)  # an older unreadable copy
+            run.manager.close()
+            os.replace(run.dir / "checkpoints" / str(steps[-1]), aside / str(steps[-1]))
+            run.manager = _checkpoint_manager(run.dir, keep)
+            older = f"resuming from step {steps[-2]}" if len(steps) > 1 else "starting afresh"
+            print(
+                f"warning: checkpoint {steps[-1]} in {run.dir / 'checkpoints'} is unreadable "
+                f"({_error_text(err)}); moved to {aside}, {older}",
+                file=sys.stderr,
+            )
 
 
 def eval_m_inf(agent, agent_config: dict, requested: int | None) -> int:
@@ -551,6 +636,7 @@ class _Run:
     eval_s: float = 0.0
     final_eval: dict | None = None
     error: str | None = None
+    restored: tuple | None = None  # (step, (state, train_key, meta)) of the newest checkpoint
 
 
 def _pick(tree, i: int | None):
@@ -584,7 +670,6 @@ def train_seeds(settings: RunSettings, seeds: list[int]) -> list[dict]:
     if not seeds:
         raise TrainError("no seed given")
     dirs = run_dirs(s.out, seeds)
-    vmapped = len(seeds) > 1
     agent = get_agent(s.agent)
     name = dataset_name(s.dataset)
     env = env_name(name, s.task)
@@ -593,6 +678,49 @@ def train_seeds(settings: RunSettings, seeds: list[int]) -> list[dict]:
         raise TrainError(f"agent {s.agent!r}'s config has no batch_size")
     if not 0 <= s.action_clip_eps < 1:
         raise TrainError(f"--action-clip-eps must be in [0, 1), got {s.action_clip_eps}")
+    m_inf = eval_m_inf(agent, agent_config, s.eval_m_inf)
+    if s.eval_interval or s.eval_m_inf is not None:
+        _check_eval_m_inf(agent, agent_config, name, m_inf)
+    # One writer per run directory; taking the lock also shows that --out is writable.
+    locks = _lock_run_dirs(dirs)
+    try:
+        return _train_locked(s, seeds, dirs, agent, name, env, agent_config, m_inf, wall_start)
+    finally:
+        for lock in locks:
+            lock.close()
+
+
+def _lock_run_dirs(dirs: list[Path]) -> list:
+    from sorlab.rundir import RunDirError, lock_run_dir
+
+    locks = []
+    try:
+        for run_dir in dirs:
+            locks.append(lock_run_dir(run_dir))
+    except RunDirError as err:
+        for lock in locks:
+            lock.close()
+        raise TrainError(str(err)) from None
+    return locks
+
+
+def _check_eval_m_inf(agent, agent_config: dict, dataset: str, m_inf: int) -> None:
+    """The periodic evaluations' inference steps, checked before training rather than at the
+    first evaluation."""
+    from sorlab.data.load import env_widths
+    from sorlab.evaluate import check_inference
+
+    try:
+        check_inference(agent, agent_config, *env_widths(dataset), [(m_inf, 1)])
+    except ValueError as err:
+        raise TrainError(f"--eval-m-inf {m_inf}: {err}") from None
+
+
+def _train_locked(
+    s: RunSettings, seeds, dirs, agent, name: str, env: str, agent_config: dict, m_inf: int,
+    wall_start: float,
+) -> list[dict]:  # fmt: skip
+    vmapped = len(seeds) > 1
     data_np = load_dataset(s.dataset, s.task, s.action_clip_eps)
     data_info = {}
     if s.data_fraction != 1.0:  # the data-scale study: whole episodes, chosen by data_seed
@@ -620,7 +748,7 @@ def train_seeds(settings: RunSettings, seeds: list[int]) -> list[dict]:
         "steps": s.steps,
         "eval_interval": s.eval_interval,
         "eval_episodes": s.eval_episodes,
-        "eval_m_inf": eval_m_inf(agent, agent_config, s.eval_m_inf),
+        "eval_m_inf": m_inf,
         "checkpoint_interval": s.checkpoint_interval,
         "log_interval": s.log_interval,
         "chunk": s.chunk,
@@ -635,16 +763,23 @@ def train_seeds(settings: RunSettings, seeds: list[int]) -> list[dict]:
     }
 
     runs = []
+    abstract = None
     for seed, run_dir in zip(seeds, dirs, strict=True):
-        run_dir.mkdir(parents=True, exist_ok=True)
         config = {**base_config, "seed": seed}
-        if s.restart_if_changed and (run_dir / "checkpoints").is_dir():
+        if _has_checkpoints(run_dir):
             try:
                 _check_resumable(run_dir, config)
             except TrainError as err:
+                if not s.restart_if_changed:
+                    raise
                 print(f"{err}\n--restart-if-changed: deleting its checkpoints", file=sys.stderr)
                 shutil.rmtree(run_dir / "checkpoints")
-        runs.append(_Run(seed, run_dir, config, _checkpoint_manager(run_dir, s.keep_checkpoints)))
+        run = _Run(seed, run_dir, config, _checkpoint_manager(run_dir, s.keep_checkpoints))
+        runs.append(run)
+        if run.manager.all_steps():
+            if abstract is None:
+                abstract = _abstract_state(agent, agent_config, obs_dim, action_dim)
+            _drop_unreadable_checkpoints(run, abstract, s.keep_checkpoints)
     if s.restart_if_changed and len(runs) > 1:
         _align_checkpoints(runs, s.keep_checkpoints)
     try:
@@ -653,6 +788,11 @@ def train_seeds(settings: RunSettings, seeds: list[int]) -> list[dict]:
         for run in runs:
             run.manager.close()
         _close_eval_pools()
+
+
+def _has_checkpoints(run_dir: Path) -> bool:
+    folder = run_dir / "checkpoints"
+    return folder.is_dir() and any(p.name.isdigit() for p in folder.iterdir())
 
 
 def _align_checkpoints(runs: list[_Run], keep: int) -> None:
@@ -687,8 +827,6 @@ def _start_step(runs: list[_Run], steps: int) -> int:
                 f"run directory {str(run.dir)!r} holds checkpoints {sorted(have)}, but the newest "
                 f"step common to all seeds' directories is {start}; resume the seeds separately"
             )
-        if start:
-            _check_resumable(run.dir, run.config)
     if start > steps:
         raise TrainError(
             f"run directory {str(runs[0].dir)!r} holds a checkpoint at step {start}, beyond --steps {steps}"
@@ -712,16 +850,26 @@ def _train_runs(
     states, keys = [], []
     for run in runs:
         init_key, train_key = root_keys(run.seed)
+        meta = {}
         if start_step:
-            abstract = _abstract_state(agent, agent_config, cfg["obs_dim"], cfg["action_dim"])
-            state, train_key, run.prior = _restore(run.manager, start_step, abstract, train_key)
+            if run.restored is not None and run.restored[0] == start_step:
+                state, train_key, meta = run.restored[1]
+            else:
+                abstract = _abstract_state(agent, agent_config, cfg["obs_dim"], cfg["action_dim"])
+                state, train_key, meta = _restore(run.manager, start_step, abstract, train_key)
+            run.prior.update({k: meta[k] for k in run.prior if k in meta})
+            # The logs up to the checkpoint come from the checkpoint itself (older ones: the files).
+            run.sums, run.count = dict(meta.get("sums", {})), int(meta.get("count", 0))
+            if start_step == s.steps:  # stopped after its last checkpoint, before summary.json
+                run.final_eval = meta.get("final_eval")
             print(f"resuming {run.dir} from step {start_step}", file=sys.stderr)
         else:
             state = agent.init(init_key, {k: v[:1] for k, v in data_np.items()}, agent_config)
+        run.restored = None
         states.append(state)
         keys.append(train_key)
-        run.metrics_log = CsvLog(run.dir / "metrics.csv", start_step)
-        run.eval_log = CsvLog(run.dir / "eval_curve.csv", start_step)
+        run.metrics_log = CsvLog(run.dir / "metrics.csv", start_step, meta.get("metrics_rows"))
+        run.eval_log = CsvLog(run.dir / "eval_curve.csv", start_step, meta.get("eval_rows"))
     if vmapped:
         # Each seed is initialised on its own (bitwise as a separate run), then stacked.
         state = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
@@ -803,6 +951,12 @@ def _train_runs(
                         "wall_s": time_s(run),
                         "train_s": run.prior["train_s"] + train_s,
                         "eval_s": run.prior["eval_s"] + run.eval_s,
+                        # What a resumed run needs to continue its logs exactly.
+                        "metrics_rows": run.metrics_log.rows,
+                        "eval_rows": run.eval_log.rows,
+                        "sums": run.sums,
+                        "count": run.count,
+                        "final_eval": _strip_eval(run.final_eval),
                     }
                     _save(run.manager, step, _pick(state, i), _pick(train_key, i), meta)
     finally:
@@ -967,6 +1121,11 @@ def main(args: argparse.Namespace) -> int:
         summaries = train_seeds(settings, seeds)
     except TrainError as err:
         print(f"sorlab train: error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # a full disk or a read-only folder while writing logs or results
+        from sorlab.rundir import describe_os_error
+
+        print(f"sorlab train: error: cannot write {describe_os_error(err)}", file=sys.stderr)
         return 1
     for seed, summary in zip(seeds, summaries, strict=True):
         ups = summary["updates_per_s"]

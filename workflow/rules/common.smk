@@ -10,9 +10,13 @@ import shutil
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from sorlab.agents import AGENT_NAMES
+from sorlab import configcheck
+
+from sorlab.agents import AGENT_NAMES, get_agent
+from sorlab.train import eval_m_inf
 from sorlab.report.outputs import FIGURES, TABLES, figure_paths, table_paths
 import sorlab.studies.workflow as studies_workflow
 
@@ -24,8 +28,14 @@ if shutil.which("sorlab") is None and (_interpreter_bin / "sorlab").exists():
     os.environ["PATH"] = f"{_interpreter_bin}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
-# Validate first: the schema names a bad key or value and fills in every default.
-validate(config, schema="../schemas/config.schema.yaml")
+# Validate first: the schema names a bad key or value and fills in every default. Snakemake's
+# message prints the whole schema; ours is one line naming the key.
+# A config mistake stops the workflow with one line (SystemExit prints just its message).
+try:
+    validate(config, schema="../schemas/config.schema.yaml")
+except WorkflowError:
+    _schema = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+    raise SystemExit(configcheck.schema_message(config, _schema)) from None
 
 
 def _check_agents():
@@ -41,7 +51,10 @@ def _check_agents():
                 )
 
 
-_check_agents()
+try:
+    _check_agents()
+except ValueError as err:
+    raise SystemExit(str(err)) from None
 
 RUN_DIR = "results/runs/{agent}/{env}/task{task}/seed{seed}"
 RUN_ID = "{agent}/{env}/task{task}/seed{seed}"
@@ -228,3 +241,61 @@ def final_targets():
 if config["train"]["group_seeds"]:
     for _group in seed_groups():  # a bad group is named before any job runs
         seed_group_settings(*_group)
+
+
+def check_runs():
+    """What the schema cannot check, before any job runs (each run would fail late, some after
+    hours of training): dataset names and their source, agent names, every override key and
+    value, and every M_inf / N each agent is evaluated at (during training and after)."""
+    known = list(AGENT_NAMES) + list(config["variants"])
+    evaluate = config["evaluate"]
+    configcheck.check_agent_names("evaluate.scaling_agents", evaluate["scaling_agents"], known)
+    configcheck.check_envs(config["envs"], config["data"]["source"])
+    first = {env: spec["tasks"][0] for env, spec in config["envs"].items()}
+    base = lambda agent: studies_workflow.base_agent(config, agent)  # noqa: E731
+    train = config["train"]
+    for name, overrides in train["overrides"].items():
+        for env, task in first.items():
+            configcheck.resolve(f"train.overrides.{name}", base(name), env, task, overrides)
+    for name, variant in config["variants"].items():
+        for env, task in first.items():
+            where = f"variants.{name}.overrides"
+            configcheck.resolve(where, variant["agent"], env, task, variant["overrides"])
+    for run_id, overrides in train["run_overrides"].items():
+        agent, env, task, _ = run_id.split("/")
+        configcheck.check_agent_names(f"train.run_overrides.{run_id}", [agent], known)
+        where = f"train.run_overrides.{run_id}"
+        configcheck.resolve(where, base(agent), env, int(task.removeprefix("task")), overrides)
+    resolved, traced = set(), set()
+    for run in runs():
+        agent = run["agent"]
+        settings = run_settings(agent, run["env"], run["task"], run["seed"])
+        key = (agent, run["env"], json.dumps(settings["overrides"], sort_keys=True))
+        if key in resolved:
+            continue
+        resolved.add(key)
+        where = f"train.overrides.{agent}"
+        agent_config = configcheck.resolve(
+            where, base(agent), run["env"], run["task"], settings["overrides"]
+        )
+        # Tracing `act` takes a while: once per agent and structure (per-environment float
+        # coefficients do not change whether an agent can act with an M_inf).
+        structure = {k: v for k, v in agent_config.items() if not isinstance(v, float)}
+        key = (agent, json.dumps(structure, sort_keys=True, default=str))
+        if key in traced:
+            continue
+        traced.add(key)
+        # Evaluations during training use the agent's default M_inf (SORL: its training M).
+        m_train = eval_m_inf(get_agent(base(agent)), agent_config, None)
+        what = f"{where} (evaluations during training use M_inf = {m_train})"
+        configcheck.check_inference(what, base(agent), agent_config, [(m_train, 1)])
+        where = f"evaluate.m_inf / evaluate.n for agent {agent}"
+        configcheck.check_inference(where, base(agent), agent_config, eval_grid(agent))
+
+
+# Only the main process: cluster jobs re-read the Snakefile and need not repeat the checks.
+if workflow.is_main_process:
+    try:
+        check_runs()
+    except configcheck.ConfigError as err:
+        raise SystemExit(str(err)) from None

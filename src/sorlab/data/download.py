@@ -1,8 +1,11 @@
 """`sorlab data download NAME...`: fetch official OGBench datasets, streamed and checksummed.
 
-Each file is streamed to `<file>.part` and renamed only when complete. Its sha256 goes into
-`<file>.sha256` (sha256sum format, so `sha256sum -c` works too); a file that is already there is
-checked against that record instead of being fetched again.
+Each file is streamed to `<file>.part` and renamed only when complete and valid (it loads, has
+the official keys, dtypes and shapes and, where the published size is known, that many steps).
+Its sha256 goes into `<file>.sha256` (sha256sum format, so `sha256sum -c` works too); a file that
+is already there is checked against that record instead of being fetched again. The record proves
+the file has not changed since it was downloaded, not that it is OGBench's: OGBench publishes no
+checksums to compare with.
 """
 
 from __future__ import annotations
@@ -18,7 +21,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from sorlab.data.names import GENERATABLE, VAL_SUFFIX, DatasetError, check_known
+from sorlab.data.names import (
+    GENERATABLE,
+    VAL_SUFFIX,
+    DatasetError,
+    check_known,
+    official_steps,
+)
 
 # The server ogbench itself downloads from (ogbench.utils.DATASET_URL).
 DEFAULT_BASE_URL = "https://rail.eecs.berkeley.edu/datasets/ogbench"
@@ -68,6 +77,33 @@ def _write_text_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def check_arrived(part: Path, dest: Path) -> None:
+    """Validate a downloaded file before it gets its final name: it must load, hold the
+    official keys, dtypes and shapes for its env and, where the published size is known, that
+    many steps. DatasetError naming the URL's file otherwise."""
+    import numpy as np
+
+    from sorlab.data.load import validate_file
+
+    stem = dest.name.removesuffix(".npz")
+    val = stem.endswith(VAL_SUFFIX)
+    dataset = stem.removesuffix(VAL_SUFFIX)
+    try:
+        validate_file(part, dataset)
+        want = official_steps(dataset, val)
+        if want is not None:
+            with np.load(part, allow_pickle=False) as archive:
+                got = len(archive["terminals"])
+            if got != want:
+                raise DatasetError(f"{got} steps, the published file has {want}")
+    except DatasetError as err:
+        reason = str(err).removeprefix(f"{part}: ")
+        raise DatasetError(
+            f"{dest.name} as downloaded is not a usable dataset ({reason}); {dest} not written: "
+            "download it again, or check the server (--base-url)"
+        ) from None
 
 
 def fetch_file(url: str, dest: Path, force: bool = False, progress: bool = True) -> Path:
@@ -121,6 +157,7 @@ def fetch_file(url: str, dest: Path, force: bool = False, progress: bool = True)
                 raise DatasetError(
                     f"{url}: connection dropped after {received} of {total} bytes; {dest} not written"
                 )
+        check_arrived(part, dest)  # a complete transfer of a bad file is still a bad file
         # Record the checksum first: a crash before the rename leaves no file under the final name.
         _write_text_atomic(checksum_path(dest), f"{digest.hexdigest()}  {dest.name}\n")
         os.replace(part, dest)

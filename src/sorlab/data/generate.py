@@ -230,15 +230,46 @@ def _concat(episodes: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([ep[k] for ep in episodes]) for k in episodes[0]}
 
 
-def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """np.savez_compressed to a temporary name in the same directory, then rename."""
+def _write_tmp(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """np.savez_compressed to a temporary name in the same directory (renamed by the caller)."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    finally:
+    except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def save_pair(train_path: Path, train: dict, val_path: Path, val: dict) -> None:
+    """Write a train/val pair so that an interruption never leaves a new file beside an old
+    one: both are written to temporary names first, the old train file goes before the val
+    file is renamed, and the train file comes last (a train file implies its val file)."""
+    tmps = []
+    try:
+        tmps.append(_write_tmp(val_path, val))
+        tmps.append(_write_tmp(train_path, train))
+        train_path.unlink(missing_ok=True)
+        os.replace(tmps[0], val_path)
+        os.replace(tmps[1], train_path)
+    finally:
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
+
+
+def check_writable(out_dir: Path) -> None:
+    """Create `out_dir` and write a probe file there, so that a read-only or missing location is
+    named before any episode is collected."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".write-probe{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise DatasetError(
+            f"cannot write to {out_dir}: {err.strerror or err}; choose a writable --out"
+        ) from None
 
 
 # ----------------------------------------------------------------------------- driver
@@ -313,14 +344,15 @@ def generate(
         raise DatasetError(f"--episode-steps must be at least 2, got {episode_steps}")
     val_episodes = max(1, episodes // 10)
     workers = default_workers() if workers is None else workers
+    out_dir = Path(out_dir)
+    check_writable(out_dir)
     # Train episodes take the first seeds, val episodes the next ones (as OGBench splits one run).
     rollouts = collect(dataset, episodes + val_episodes, seed, workers, episode_steps, progress)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     train_path, val_path = out_dir / f"{dataset}.npz", out_dir / f"{dataset}{VAL_SUFFIX}.npz"
-    # The val file first: a complete train file then implies a complete pair.
-    save_npz_atomic(val_path, _concat(rollouts[episodes:]))
-    save_npz_atomic(train_path, _concat(rollouts[:episodes]))
+    try:
+        save_pair(train_path, _concat(rollouts[:episodes]), val_path, _concat(rollouts[episodes:]))
+    except OSError as err:  # e.g. the disk filled up while writing
+        raise DatasetError(f"cannot write {train_path} and {val_path}: {err}") from None
     return train_path, val_path
 
 

@@ -8,6 +8,7 @@ data is the same in both versions (rewards from each transition's current state)
 
 from __future__ import annotations
 
+import functools
 import zipfile
 import zlib
 from pathlib import Path
@@ -73,6 +74,93 @@ def _expected_shapes(env) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+_ZIP_MAGIC = b"PK\x03\x04"
+_GET_IT = "get it again with `sorlab data generate` or `sorlab data download`"
+
+
+def npz_keys(path: str | Path) -> list[str]:
+    """The array names in an .npz file; DatasetError naming the file if it cannot be one."""
+    path = Path(path)
+    if path.is_dir():
+        raise DatasetError(f"{path}: is a directory, not a dataset file")
+    if not path.is_file():
+        raise DatasetError(
+            f"{path}: no such dataset file (get it with `sorlab data generate` or `sorlab data download`)"
+        )
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head:
+        raise DatasetError(f"{path}: empty file (0 bytes; an interrupted copy?); {_GET_IT}")
+    if head != _ZIP_MAGIC:
+        raise DatasetError(
+            f"{path}: not an .npz archive (it starts with {head!r}, not a zip header); {_GET_IT}"
+        )
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return list(archive.files)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as err:
+        raise DatasetError(
+            f"{path}: not a readable .npz archive (truncated or corrupt?): {err}"
+        ) from None
+
+
+def read_npz(path: str | Path, keys: list[str]) -> dict[str, np.ndarray]:
+    """`keys` of an .npz file; DatasetError naming the file if it or a key is unreadable."""
+    path = Path(path)
+    files = npz_keys(path)
+    missing = [k for k in keys if k not in files]
+    if missing:
+        raise DatasetError(f"{path}: missing key(s) {', '.join(missing)} (has {', '.join(files)})")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {k: archive[k] for k in keys}
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as err:
+        raise DatasetError(
+            f"{path}: not a readable .npz archive (truncated or corrupt?): {err}"
+        ) from None
+
+
+@functools.lru_cache(maxsize=32)
+def env_widths(dataset: str) -> tuple[int, int]:
+    """(observation width, action width) of the dataset's environment."""
+    env = make_env(dataset, 1)
+    widths = int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))
+    env.close()
+    return widths
+
+
+def validate_transitions(path: str | Path, data: dict[str, np.ndarray], dataset: str) -> None:
+    """Check transitions already in training form (observations, actions, rewards, masks,
+    next_observations, optional terminals): shapes, widths of the dataset's env, finite values."""
+    obs_dim, action_dim = env_widths(dataset)
+    n = len(data["observations"])
+    want = {
+        "observations": (n, obs_dim),
+        "next_observations": (n, obs_dim),
+        "actions": (n, action_dim),
+        "rewards": (n,),
+        "masks": (n,),
+        "terminals": (n,),
+    }
+    for key, array in data.items():
+        if key not in want:
+            continue
+        if array.shape != want[key]:
+            raise DatasetError(
+                f"{path}: key {key!r} has shape {array.shape}, expected {want[key]} "
+                f"({dataset}: observations {obs_dim} wide, actions {action_dim} wide)"
+            )
+        if not np.issubdtype(array.dtype, np.number) and array.dtype != np.bool_:
+            raise DatasetError(f"{path}: key {key!r} has dtype {array.dtype}, expected numbers")
+        if not np.isfinite(np.asarray(array, np.float64)).all():
+            bad = np.argwhere(~np.isfinite(np.asarray(array, np.float64)))[0]
+            raise DatasetError(
+                f"{path}: key {key!r} holds NaN or inf (first at index {tuple(bad.tolist())})"
+            )
+    if n == 0:
+        raise DatasetError(f"{path}: holds no transitions")
+
+
 def validate_file(path: str | Path, dataset: str | None = None, env=None) -> None:
     """Check an OGBench .npz file; DatasetError naming the file and the problem if it is unusable.
 
@@ -85,26 +173,10 @@ def validate_file(path: str | Path, dataset: str | None = None, env=None) -> Non
         check_known(dataset)
     except DatasetError as err:
         raise DatasetError(f"{path}: {err}") from None
-    if not path.is_file():
-        raise DatasetError(
-            f"{path}: no such dataset file (get it with `sorlab data generate` or `sorlab data download`)"
-        )
+    npz_keys(path)  # a missing, empty or non-archive file is named before building the env
     env = env or make_env(dataset, 1)
     expected = _expected_shapes(env)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [k for k in ("terminals", *expected) if k not in archive.files]
-            if missing:
-                raise DatasetError(
-                    f"{path}: missing key(s) {', '.join(missing)} (has {', '.join(archive.files)})"
-                )
-            arrays = {k: archive[k] for k in ("terminals", *expected)}
-    except DatasetError:
-        raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as err:
-        raise DatasetError(
-            f"{path}: not a readable .npz archive (truncated or corrupt?): {err}"
-        ) from None
+    arrays = read_npz(path, ["terminals", *expected])
 
     n = len(arrays["terminals"])
     for key, array in arrays.items():

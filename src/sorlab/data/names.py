@@ -83,6 +83,16 @@ def check_known(dataset: str) -> str:
     return env_id
 
 
+def official_steps(dataset: str, val: bool = False) -> int | None:
+    """Steps (rows) in OGBench's published file for `dataset` (its -val file if `val`), where
+    the published size is known here; None otherwise."""
+    spec = GENERATABLE.get(dataset)
+    if spec is None:
+        return None
+    episodes = spec.episodes // 10 if val else spec.episodes
+    return episodes * spec.episode_steps
+
+
 def gen_spec(dataset: str) -> GenSpec:
     """The generation recipe for `dataset`, or a DatasetError listing what can be generated."""
     if dataset in GENERATABLE:
