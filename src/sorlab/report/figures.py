@@ -344,3 +344,49 @@ def iqm_intervals(estimates: pd.DataFrame, reps: int, figures_dir: Path,
     ax.set_title(f"Interquartile mean, 95% stratified-bootstrap CI ({reps} reps)", fontsize=9)
     fig.tight_layout()
     return save(fig, figures_dir, name)
+
+
+def published_vs_ours(comparison: pd.DataFrame, figures_dir: Path,
+                      name: str = "fig_published_comparison") -> list[Path]:  # fmt: skip
+    """Reproduced (y) vs published (x) success per (agent, environment), ±1 std on both axes,
+    the identity line; hollow markers where our budget differs from the paper's."""
+    if comparison.empty:
+        return no_data(figures_dir, name, "No data for the published comparison:\n"
+                       "no run of an agent and environment the papers report.")  # fmt: skip
+    fig, ax = plt.subplots(figsize=(5.6, 5.6))
+    ax.plot([0, 100], [0, 100], color="gray", lw=1, ls="--", label="ours = published")
+    colors = _colors(sorted(comparison["variant"].unique()))
+    for row in comparison.itertuples():
+        color = colors[row.variant]
+        ax.errorbar(row.published_mean, row.ours_mean,
+                    xerr=row.published_std, yerr=None if pd.isna(row.ours_std) else row.ours_std,
+                    fmt="o", ms=7, color=color, mfc=color if row.comparable else "white",
+                    mew=1.5, capsize=3, lw=1)  # fmt: skip
+        label = f"{row.variant}, {row.env.removesuffix('-v0')}"
+        if row.scope != "5-task mean":
+            label += f" {row.scope}"
+        if row.secondary:
+            label += " ‡"
+        ax.annotate(label, (row.published_mean, row.ours_mean), xytext=(5, 4),
+                    textcoords="offset points", fontsize=7, color=color)  # fmt: skip
+    ax.set_xlim(-3, 103)
+    ax.set_ylim(-3, 103)
+    ax.set_aspect("equal")
+    ax.set_xlabel("published success (%), mean ± std over 8 seeds")
+    ax.set_ylabel("ours (%), mean ± std over our seeds")
+    handles = [
+        plt.Line2D([], [], marker="o", ls="", color="black", label="same budget as the paper"),
+        plt.Line2D([], [], marker="o", ls="", color="black", mfc="white",
+                   label="budget differs: gap not a verdict"),  # fmt: skip
+        plt.Line2D([], [], color="gray", ls="--", label="ours = published"),
+    ]
+    ax.legend(handles=handles, fontsize=7, loc="upper left", frameon=False)
+    if comparison["secondary"].any():
+        handles.append(plt.Line2D([], [], ls="", label="‡ published number from a secondary source"))
+    budgets = sorted({b for b in comparison["budget"] if b})
+    title = "Reproduced vs published success (published: FQL paper Tables 2/3; SORL paper)"
+    if budgets:
+        title += "\nhollow: our budget differs (" + " | ".join(budgets) + ")"
+    _suptitle(fig, [ax], title)
+    fig.tight_layout()
+    return save(fig, figures_dir, name)
