@@ -23,6 +23,8 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import EngFormatter, FixedLocator, NullLocator  # noqa: E402
 
 SUCCESS_LABEL = "success rate (%)"
+# The study that trains SORL at several M_BTT (Figure 2's train-time axis).
+FIG2_COMMAND = "snakemake --cores all --configfile config/studies/compute.yaml"
 BAND_NOTE = "lines: mean over seeds (tasks averaged per seed), bands: ±1 std over seeds; unsmoothed"
 
 
@@ -159,7 +161,8 @@ def fig2_mbtt_grid(scaling: pd.DataFrame, m_train: Mapping[str, float], figures_
     data = scaling[(scaling["n"] == 1) & scaling["m_btt"].notna()]
     if data.empty:
         return no_data(figures_dir, name, "No data for Figure 2 (M_BTT x M_inf):\n"
-                       "no evaluated run has max_k_backprop in its config.json.")  # fmt: skip
+                       "no evaluated run has max_k_backprop in its config.json.\n"
+                       f"Fill it with: {FIG2_COMMAND}")  # fmt: skip
     envs = sorted(data["env"].unique())
     m_infs = sorted(int(m) for m in data["m_inf"].unique())
     cmap = plt.get_cmap("viridis")
@@ -213,7 +216,8 @@ def fig2_mbtt_grid(scaling: pd.DataFrame, m_train: Mapping[str, float], figures_
         "per seed); whiskers: ±1 std over seeds"
     )
     if data["m_btt"].nunique() == 1:
-        title += f"; only one M_BTT value in results ({int(data['m_btt'].iloc[0])}): no train-time comparison"
+        title += (f"; only one M_BTT value in results ({int(data['m_btt'].iloc[0])}): no "
+                  f"train-time comparison. The M_BTT grid: {FIG2_COMMAND}")  # fmt: skip
     _suptitle(fig, axes, title)
     _legend(fig, axes, extra)
     fig.tight_layout()
@@ -227,7 +231,8 @@ def fig3_parallel(scaling: pd.DataFrame, figures_dir: Path,
     keep = counts[counts >= 2]
     if keep.empty:
         return no_data(figures_dir, name, "No data for Figure 3 (parallel scaling):\n"
-                       "no agent was evaluated at two or more N for one M_inf.")  # fmt: skip
+                       "no agent was evaluated at two or more N for one M_inf.\n"
+                       "Fill it with evaluate: {n: [1, 4]} in the config (as config/config.yaml).")  # fmt: skip
     envs = sorted(keep.index.get_level_values("env").unique())
     # Colour by M_inf (as in Figure 2), line style by agent variant.
     m_infs = sorted(int(m) for m in keep.index.get_level_values("m_inf").unique())
