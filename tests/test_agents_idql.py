@@ -39,7 +39,11 @@ def _train(config, chunks, seed=0):
 
 def test_default_config_follows_the_fql_appendix():
     cube = idql.default_config("cube-single-play-v0")
-    assert (cube["expectile"], cube["value_hidden_dims"], cube["num_samples"]) == (0.9, (256, 256), 32)
+    assert (cube["expectile"], cube["value_hidden_dims"], cube["num_samples"]) == (
+        0.9,
+        (256, 256),
+        32,
+    )
     maze = idql.default_config("humanoidmaze-medium-navigate-v0")
     assert (maze["expectile"], maze["value_hidden_dims"]) == (0.7, (512, 512))
     assert (maze["actor_hidden_dims"], maze["actor_blocks"]) == ((256, 1024, 256), 3)
@@ -47,7 +51,9 @@ def test_default_config_follows_the_fql_appendix():
 
 def test_residual_network_is_three_blocks_of_256_1024_256():
     net = ResidualVectorField((256, 1024, 256), action_dim=5, num_blocks=3)
-    params = net.init(jax.random.PRNGKey(0), jnp.zeros((2, 28)), jnp.zeros((2, 5)), jnp.zeros((2, 1)))
+    params = net.init(
+        jax.random.PRNGKey(0), jnp.zeros((2, 28)), jnp.zeros((2, 5)), jnp.zeros((2, 1))
+    )
     shapes = sorted(tuple(p.shape) for p in jax.tree.leaves(params))
     # Input projection (34 -> 256), per block LayerNorm + 256 -> 1024 -> 256, head 256 -> 5.
     assert shapes.count((256, 1024)) == 3 and shapes.count((1024, 256)) == 3

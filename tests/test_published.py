@@ -59,7 +59,9 @@ def test_published_results_have_sources_and_sorl_is_secondary():
     # Spot checks against the papers' tables.
     row = env_means[(env_means["agent"] == "fql") & (env_means["env"] == "cube-single-play")]
     assert (row["mean"].item(), row["std"].item()) == (96, 1)
-    task2 = frame[(frame["agent"] == "fql") & (frame["env"] == "cube-single-play") & (frame["task"] == 2)]
+    task2 = frame[
+        (frame["agent"] == "fql") & (frame["env"] == "cube-single-play") & (frame["task"] == 2)
+    ]
     assert (task2["mean"].item(), task2["std"].item(), task2["steps"].item()) == (97, 2, 1_000_000)
     assert set(frame.loc[frame["agent"].isin(["idql", "srpo"]), "steps"]) == {3_000_000}
 

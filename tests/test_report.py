@@ -174,7 +174,9 @@ def test_published_column_and_comparison_without_judging_another_budget(built):
     assert f"{fql['difference']:+.1f} *" in table_md and "57 ± 2 ‡" in table_md
 
 
-def _paper_budget_tree(root: Path, successes: list[float], curve: list[float] | None = None) -> Path:
+def _paper_budget_tree(
+    root: Path, successes: list[float], curve: list[float] | None = None
+) -> Path:
     """FQL on cube-single task 2 with the paper's budget: 8 seeds, 1M steps, default networks."""
     results = root / "results"
     for seed, success in enumerate(successes, start=1):

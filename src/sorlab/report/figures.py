@@ -381,13 +381,22 @@ def published_vs_ours(comparison: pd.DataFrame, figures_dir: Path,
     ax.set_ylabel("ours (%), mean ± std over our seeds")
     handles = [
         plt.Line2D([], [], marker="o", ls="", color="black", label="same budget as the paper"),
-        plt.Line2D([], [], marker="o", ls="", color="black", mfc="white",
-                   label="budget differs: gap not a verdict"),  # fmt: skip
+        plt.Line2D(
+            [],
+            [],
+            marker="o",
+            ls="",
+            color="black",
+            mfc="white",
+            label="budget differs: gap not a verdict",
+        ),  # fmt: skip
         plt.Line2D([], [], color="gray", ls="--", label="ours = published"),
     ]
     ax.legend(handles=handles, fontsize=7, loc="upper left", frameon=False)
     if comparison["secondary"].any():
-        handles.append(plt.Line2D([], [], ls="", label="‡ published number from a secondary source"))
+        handles.append(
+            plt.Line2D([], [], ls="", label="‡ published number from a secondary source")
+        )
     budgets = sorted({b for b in comparison["budget"] if b})
     title = "Reproduced vs published success (published: FQL paper Tables 2/3; SORL paper)"
     if budgets:

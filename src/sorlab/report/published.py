@@ -114,7 +114,10 @@ def budget_differences(runs: pd.DataFrame, agent: str, env: str, n_seeds: int,
         out.append(f"steps {ours} vs {int(paper['steps']):,}")
     dims = _paper_dims(agent, env)
     if dims is not None:
-        for column, want, what in (("actor_dims", dims[0], "actor"), ("value_dims", dims[1], "value")):
+        for column, want, what in (
+            ("actor_dims", dims[0], "actor"),
+            ("value_dims", dims[1], "value"),
+        ):
             have = sorted(set(runs[column].fillna("")) - {""})
             if want and have and have != [want]:
                 out.append(f"{what} {'/'.join(_shape(h) for h in have)} vs {_shape(want)}")
@@ -199,7 +202,9 @@ def compare(scores: pd.DataFrame, runs: pd.DataFrame, final_evals: int) -> pd.Da
 
 def _protocol(final_evals: int) -> str:
     if final_evals:
-        return f"mean of the last {final_evals} periodic evaluation" + ("s" if final_evals > 1 else "")
+        return f"mean of the last {final_evals} periodic evaluation" + (
+            "s" if final_evals > 1 else ""
+        )
     return "one final evaluation"
 
 

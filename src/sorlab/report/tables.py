@@ -133,7 +133,9 @@ def table1(scores: pd.DataFrame, labels: dict[str, str],
     """
     stats = over_seeds(scores.assign(success=100 * scores["success"]), ["env", "variant"])
     points = scores.groupby("variant")[["m_inf", "n"]].first()
-    stats["m_inf"] = [points.at[v, "m_inf"] if v in points.index else math.nan for v in stats["variant"]]
+    stats["m_inf"] = [
+        points.at[v, "m_inf"] if v in points.index else math.nan for v in stats["variant"]
+    ]
     stats["n"] = [points.at[v, "n"] if v in points.index else math.nan for v in stats["variant"]]
     # Best = highest mean as shown (one decimal), so that ties on the page are all bold.
     shown = stats["mean"].round(1)
