@@ -361,10 +361,11 @@ def published_vs_ours(comparison: pd.DataFrame, figures_dir: Path,
     fig, ax = plt.subplots(figsize=(5.6, 5.6))
     ax.plot([0, 100], [0, 100], color="gray", lw=1, ls="--", label="ours = published")
     colors = _colors(sorted(comparison["variant"].unique()))
-    for row in comparison.itertuples():
+    placed: list[tuple[float, float]] = []
+    for row in comparison.sort_values(["published_mean", "ours_mean"]).itertuples():
         color = colors[row.variant]
-        ax.errorbar(row.published_mean, row.ours_mean,
-                    xerr=row.published_std, yerr=None if pd.isna(row.ours_std) else row.ours_std,
+        x, y = row.published_mean, row.ours_mean
+        ax.errorbar(x, y, xerr=row.published_std, yerr=None if pd.isna(row.ours_std) else row.ours_std,
                     fmt="o", ms=7, color=color, mfc=color if row.comparable else "white",
                     mew=1.5, capsize=3, lw=1)  # fmt: skip
         label = f"{row.variant}, {row.env.removesuffix('-v0')}"
@@ -372,8 +373,14 @@ def published_vs_ours(comparison: pd.DataFrame, figures_dir: Path,
             label += f" {row.scope}"
         if row.secondary:
             label += " ‡"
-        ax.annotate(label, (row.published_mean, row.ours_mean), xytext=(5, 4),
-                    textcoords="offset points", fontsize=7, color=color)  # fmt: skip
+        # Labels of points close together are stacked instead of printed over each other;
+        # labels on the right half go to the left of their point so they stay inside the axes.
+        stack = sum(abs(x - px) < 8 and abs(y - py) < 5 for px, py in placed)
+        placed.append((x, y))
+        right = x > 50
+        ax.annotate(label, (x, y), xytext=(-6 if right else 6, 5 + 10 * stack),
+                    textcoords="offset points", fontsize=7, color=color,
+                    ha="right" if right else "left")  # fmt: skip
     ax.set_xlim(-3, 103)
     ax.set_ylim(-3, 103)
     ax.set_aspect("equal")
@@ -381,26 +388,21 @@ def published_vs_ours(comparison: pd.DataFrame, figures_dir: Path,
     ax.set_ylabel("ours (%), mean ± std over our seeds")
     handles = [
         plt.Line2D([], [], marker="o", ls="", color="black", label="same budget as the paper"),
-        plt.Line2D(
-            [],
-            [],
-            marker="o",
-            ls="",
-            color="black",
-            mfc="white",
-            label="budget differs: gap not a verdict",
-        ),  # fmt: skip
+        plt.Line2D([], [], marker="o", ls="", color="black", mfc="white",
+                   label="budget differs: gap not a verdict"),
         plt.Line2D([], [], color="gray", ls="--", label="ours = published"),
-    ]
-    ax.legend(handles=handles, fontsize=7, loc="upper left", frameon=False)
+    ]  # fmt: skip
     if comparison["secondary"].any():
         handles.append(
-            plt.Line2D([], [], ls="", label="‡ published number from a secondary source")
+            plt.Line2D([], [], ls="", label="‡: published number from a secondary source")
         )
-    budgets = sorted({b for b in comparison["budget"] if b})
-    title = "Reproduced vs published success (published: FQL paper Tables 2/3; SORL paper)"
+    ax.legend(handles=handles, fontsize=7, loc="upper left", frameon=False)
+    # Each kind of budget difference once (e.g. "2 vs 8 seeds"), not once per point.
+    budgets = sorted({part for b in comparison["budget"] if b for part in b.split("; ")})
+    title = "Reproduced vs published success (published: FQL paper Tables 2-3, SORL paper; "
+    title += "each point in results/tables/published_comparison)"
     if budgets:
-        title += "\nhollow: our budget differs (" + " | ".join(budgets) + ")"
+        title += "\nhollow: our budget differs: " + "; ".join(budgets)
     _suptitle(fig, [ax], title)
     fig.tight_layout()
     return save(fig, figures_dir, name)
