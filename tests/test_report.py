@@ -131,6 +131,7 @@ def test_table1_markdown_and_latex_parse_with_best_in_bold(built):
     body = [r for r in body if r[0] in ENVS]
     tex = (results / "tables" / "table1_success.tex").read_text()
     assert "\\begin{tabular}{lrrr}" in tex and "\\end{tabular}" in tex
+    assert "ours $-$ published" in tex and "\\ddag{}" in tex and "−" not in tex
     tex_rows = [line for line in tex.splitlines() if line.startswith(tuple(e + " &" for e in ENVS))]
     for env, md_row, tex_row in zip(ENVS, body, tex_rows, strict=True):
         means = {}

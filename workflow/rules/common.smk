@@ -71,13 +71,7 @@ def eval_grid(agent):
     """The (m_inf, n) points an agent is evaluated at: the whole grid for agents that scale."""
     evaluate = config["evaluate"]
     if {agent, studies_workflow.base_agent(config, agent)} & set(evaluate["scaling_agents"]):
-        at = evaluate["best_of_n_m_inf"]  # N > 1 only at these M_inf (None: at every one)
-        return [
-            (m_inf, n)
-            for m_inf in evaluate["m_inf"]
-            for n in evaluate["n"]
-            if n == 1 or at is None or m_inf in at
-        ]
+        return [(m_inf, n) for m_inf in evaluate["m_inf"] for n in evaluate["n"]]
     return [(1, 1)]
 
 

@@ -69,7 +69,8 @@ _TEX_ESCAPES = {
 
 def tex_escape(text: str) -> str:
     out = "".join(_TEX_ESCAPES.get(ch, ch) for ch in str(text))
-    return out.replace("±", r"$\pm$").replace("–", "--")
+    out = out.replace("±", r"$\pm$").replace("–", "--").replace("−", "$-$")
+    return out.replace("‡", r"\ddag{}")
 
 
 def to_latex(table: Table) -> str:
