@@ -111,7 +111,9 @@ def test_consistency_loss_differentiates_only_the_noisier_branch():
 
 
 def test_default_config_per_environment():
-    assert cac.default_config("scene-play-v0")["eta"] == 0.03
+    scene = cac.default_config("scene-play-v0")
+    assert (scene["eta"], scene["grad_clip"], scene["normalize_q_loss"]) == (0.3, 5.0, False)
+    assert scene["backup_samples"] == 10
     assert cac.default_config("antmaze-giant-navigate-v0")["q_agg"] == "min"
     assert cac.default_config("cube-double-play-v0")["sample_steps"] == 2
 

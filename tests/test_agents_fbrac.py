@@ -84,7 +84,7 @@ def test_actor_loss_is_alpha_bc_plus_q_through_the_flow_and_spares_the_critic():
 
 
 def test_default_config_per_environment():
-    assert fbrac.default_config("cube-single-play-v0")["alpha"] == 300.0
+    assert fbrac.default_config("cube-single-play-v0")["alpha"] == 100.0
     assert fbrac.default_config("humanoidmaze-large-navigate-v0")["discount"] == 0.995
     assert fbrac.default_config("anything-else")["flow_steps"] == 10
 

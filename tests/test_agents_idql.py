@@ -9,8 +9,9 @@ import pytest
 from bandit import make_bandit_dataset, mode_fractions
 
 from sorlab.agents import idql
+from sorlab.networks import ResidualVectorField
 
-SMALL = dict(actor_hidden_dims=(64, 64), value_hidden_dims=(64, 64))
+SMALL = dict(actor_hidden_dims=(64, 64, 64), value_hidden_dims=(64, 64))
 BANDIT = {**idql.default_config("bandit"), **SMALL, "diffusion_steps": 5}
 
 
@@ -34,6 +35,35 @@ def _train(config, chunks, seed=0):
         rng, chunk_rng = jax.random.split(rng)
         state, info = _train_chunk(idql.update, state, data, chunk_rng)
     return state, info, data
+
+
+def test_default_config_follows_the_fql_appendix():
+    cube = idql.default_config("cube-single-play-v0")
+    assert (cube["expectile"], cube["value_hidden_dims"], cube["num_samples"]) == (
+        0.9,
+        (256, 256),
+        32,
+    )
+    maze = idql.default_config("humanoidmaze-medium-navigate-v0")
+    assert (maze["expectile"], maze["value_hidden_dims"]) == (0.7, (512, 512))
+    assert (maze["actor_hidden_dims"], maze["actor_blocks"]) == ((256, 1024, 256), 3)
+
+
+def test_residual_network_is_three_blocks_of_256_1024_256():
+    net = ResidualVectorField((256, 1024, 256), action_dim=5, num_blocks=3)
+    params = net.init(
+        jax.random.PRNGKey(0), jnp.zeros((2, 28)), jnp.zeros((2, 5)), jnp.zeros((2, 1))
+    )
+    shapes = sorted(tuple(p.shape) for p in jax.tree.leaves(params))
+    # Input projection (34 -> 256), per block LayerNorm + 256 -> 1024 -> 256, head 256 -> 5.
+    assert shapes.count((256, 1024)) == 3 and shapes.count((1024, 256)) == 3
+    assert (34, 256) in shapes and (256, 5) in shapes
+    out = net.apply(params, jnp.ones((2, 28)), jnp.ones((2, 5)), jnp.ones((2, 1)))
+    assert out.shape == (2, 5)
+    with pytest.raises(ValueError, match="same width"):
+        ResidualVectorField((256, 1024), 5).init(
+            jax.random.PRNGKey(0), jnp.zeros((1, 3)), jnp.zeros((1, 5)), jnp.zeros((1, 1))
+        )
 
 
 def test_expectile_and_iql_losses():

@@ -61,7 +61,9 @@ def test_default_config_follows_the_papers_flags():
     assert (hm["alpha"], hm["discount"], hm["expectile"]) == (10.0, 0.995, 0.9)
     cube = iql.default_config("cube-single-play-v0")
     assert (cube["alpha"], cube["discount"]) == (1.0, 0.99)
-    assert cube["actor_hidden_dims"] == (512, 512, 512, 512) and cube["batch_size"] == 256
+    # FQL paper, App. E.2: 4 x 256 on state-based manipulation, 4 x 512 elsewhere.
+    assert cube["actor_hidden_dims"] == (256,) * 4 == cube["value_hidden_dims"]
+    assert hm["actor_hidden_dims"] == (512,) * 4 and cube["batch_size"] == 256
     with pytest.warns(UserWarning, match="pointmaze"):
         assert iql.default_config("pointmaze-medium-navigate-v0")["alpha"] == 10.0
 

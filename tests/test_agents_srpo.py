@@ -9,7 +9,9 @@ from bandit import make_bandit_dataset, mode_fractions
 
 from sorlab.agents import srpo
 
-SMALL = dict(actor_hidden_dims=(64, 64), value_hidden_dims=(64, 64))
+SMALL = dict(
+    actor_hidden_dims=(64, 64), value_hidden_dims=(64, 64), behavior_hidden_dims=(64, 64, 64)
+)
 BANDIT = {**srpo.default_config("bandit"), **SMALL}
 
 
@@ -81,9 +83,19 @@ def test_q_guidance_uses_unit_rms_gradient():
 
 
 def test_default_config_per_environment():
-    assert srpo.default_config("puzzle-4x4-play-v0")["beta"] == 0.001
-    assert srpo.default_config("antsoccer-arena-navigate-v0")["discount"] == 0.995
-    assert srpo.default_config("cube-single-play-v0")["expectile"] == 0.9
+    assert srpo.default_config("puzzle-4x4-play-v0")["beta"] == 0.1
+    soccer = srpo.default_config("antsoccer-arena-navigate-v0")
+    assert (soccer["discount"], soccer["expectile"], soccer["value_hidden_dims"]) == (
+        0.995,
+        0.7,
+        (512, 512),
+    )
+    cube = srpo.default_config("cube-single-play-v0")
+    assert (cube["expectile"], cube["value_hidden_dims"], cube["behavior_blocks"]) == (
+        0.9,
+        (256, 256),
+        3,
+    )
 
 
 def test_srpo_learns_bandit_and_prefers_good_mode():

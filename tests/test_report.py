@@ -124,10 +124,15 @@ def test_table1_markdown_and_latex_parse_with_best_in_bold(built):
     rows = _md_rows((results / "tables" / "table1_success.md").read_text())
     header, body = rows[0], rows[2:]
     assert header == ["environment", "fql", "sorl", "sorl_mbtt2"]
-    assert [r[0] for r in body] == ENVS
+    # Each environment: ours, then the published row and ours minus published.
+    assert [r[0] for r in body] == [
+        name for env in ENVS for name in (env, f"{env}: published", f"{env}: ours − published")
+    ]
+    body = [r for r in body if r[0] in ENVS]
     tex = (results / "tables" / "table1_success.tex").read_text()
     assert "\\begin{tabular}{lrrr}" in tex and "\\end{tabular}" in tex
-    tex_rows = [line for line in tex.splitlines() if line.startswith(("cube", "scene"))]
+    assert "ours $-$ published" in tex and "\\ddag{}" in tex and "−" not in tex
+    tex_rows = [line for line in tex.splitlines() if line.startswith(tuple(e + " &" for e in ENVS))]
     for env, md_row, tex_row in zip(ENVS, body, tex_rows, strict=True):
         means = {}
         for agent, cell in zip(header[1:], md_row[1:], strict=True):
@@ -145,6 +150,93 @@ def test_table1_markdown_and_latex_parse_with_best_in_bold(built):
         for agent, cell in zip(header[1:], tex_cells[1:], strict=True):
             assert cell.startswith("\\textbf{") == means[agent][1], cell
             assert "$\\pm$" in cell
+
+
+def test_published_column_and_comparison_without_judging_another_budget(built):
+    _, results, _ = built
+    table = pd.read_csv(results / "tables" / "table1_success.csv")
+    fql = table[(table["variant"] == "fql") & (table["env"] == ENVS[0])].iloc[0]
+    # FQL paper Table 2: cube-single-play 96 ± 1 (mean of 5 tasks); ours ran tasks 1-2.
+    assert (fql["published_mean"], fql["published_std"]) == (96, 1)
+    assert fql["difference"] == pytest.approx(fql["success_mean"] - 96)
+    assert not fql["comparable"] and fql["verdict"].startswith("not judged")
+    sorl = table[(table["variant"] == "sorl") & (table["env"] == ENVS[1])].iloc[0]
+    assert (sorl["published_mean"], sorl["published_std"]) == (57, 2)  # SORL, secondary
+    assert "secondary" in sorl["published_source"]
+    assert table.loc[table["variant"] == "sorl_mbtt2", "published_mean"].isna().all()
+    comparison = pd.read_csv(results / "tables" / "published_comparison.csv")
+    row = comparison[(comparison["variant"] == "fql") & (comparison["env"] == ENVS[0])].iloc[0]
+    for part in ("steps 3,000 vs 1,000,000", "3 vs 8 seeds", "tasks 1,2 vs 1-5"):
+        assert part in row["budget"], row["budget"]
+    assert np.isnan(row["z"]) and row["scope"] == "5-task mean"
+    md = (results / "tables" / "published_comparison.md").read_text()
+    assert "not judged: budget differs" in md and "‡" in md
+    table_md = (results / "tables" / "table1_success.md").read_text()
+    assert f"{fql['difference']:+.1f} *" in table_md and "57 ± 2 ‡" in table_md
+
+
+def _paper_budget_tree(
+    root: Path, successes: list[float], curve: list[float] | None = None
+) -> Path:
+    """FQL on cube-single task 2 with the paper's budget: 8 seeds, 1M steps, default networks."""
+    results = root / "results"
+    for seed, success in enumerate(successes, start=1):
+        run = results / "runs" / "fql" / "cube-single-play-v0" / "task2" / f"seed{seed}"
+        (run / "eval").mkdir(parents=True)
+        config = {"agent": "fql", "steps": 1_000_000, "num_transitions": 1_001_000,
+                  "dataset_name": "cube-single-play-v0", "eval_m_inf": 1,
+                  "agent_config": {"actor_hidden_dims": [512] * 4, "value_hidden_dims": [512] * 4}}  # fmt: skip
+        (run / "config.json").write_text(json.dumps(config))
+        (run / "summary.json").write_text(json.dumps({"steps": 1_000_000, "wall_s": 1.0}))
+        (run / "eval" / "1_1.json").write_text(json.dumps({"success": success}))
+        rows = [f"{700_000 + 100_000 * i},{(curve or [success] * 4)[i] if seed % 2 else success}"
+                for i in range(4)]  # fmt: skip
+        (run / "eval_curve.csv").write_text("step,success\n" + "\n".join(rows) + "\n")
+    return results
+
+
+def test_same_budget_is_judged_in_standard_errors(tmp_path):
+    successes = [0.92, 0.96, 0.98, 0.94, 0.96, 0.92, 1.0, 0.96]
+    results = _paper_budget_tree(tmp_path, successes)
+    build_report(results, tmp_path / "figs", bootstrap_reps=10, verbose=False)
+    row = pd.read_csv(results / "tables" / "published_comparison.csv").iloc[0]
+    ours = 100 * np.array(successes)
+    se = np.sqrt(ours.std(ddof=1) ** 2 / 8 + 2**2 / 8)  # FQL Table 3, task2: 97 ± 2, 8 seeds
+    assert (row["scope"], row["published_mean"], row["comparable"]) == ("task2", 97, True)
+    assert row["z"] == pytest.approx(abs(ours.mean() - 97) / se)
+    assert row["verdict"].startswith("consistent") and pd.isna(row["budget"])
+    # Far below the paper with the same budget: a gap, in standard errors.
+    results = _paper_budget_tree(tmp_path / "low", [0.5] * 7 + [0.6])
+    build_report(results, tmp_path / "low" / "figs", bootstrap_reps=10, verbose=False)
+    row = pd.read_csv(results / "tables" / "published_comparison.csv").iloc[0]
+    assert row["verdict"].startswith("gap of") and row["z"] > 2
+
+
+def test_final_evals_averages_the_last_periodic_evaluations(tmp_path, capsys):
+    # Odd seeds' curves read 0.1, 0.2, 0.4, 0.6 at 700k..1M; even seeds' are flat at their success.
+    successes = [0.9] * 8
+    results = _paper_budget_tree(tmp_path, successes, curve=[0.1, 0.2, 0.4, 0.6])
+    figures = tmp_path / "figs"
+    args = ["report", "--results", str(results), "--figures", str(figures),
+            "--bootstrap-reps", "10", "--final-evals", "3"]  # fmt: skip
+    assert sorlab_main(args) == 0
+    row = pd.read_csv(results / "tables" / "table1_success.csv").iloc[0]
+    per_seed = [100 * (0.2 + 0.4 + 0.6) / 3 if s % 2 else 90.0 for s in range(1, 9)]
+    assert row["success_mean"] == pytest.approx(np.mean(per_seed))
+    assert row["m_inf"] == 1 and row["n"] == 1
+    md = (results / "tables" / "table1_success.md").read_text()
+    assert "mean of the last 3 periodic evaluations" in md
+    protocol = pd.read_csv(results / "tables" / "published_comparison.csv")["protocol"].iloc[0]
+    assert protocol == "mean of the last 3 evaluations"
+    # Without it: the final evaluation (eval/1_1.json), and the protocol note says so.
+    assert sorlab_main(args[:-2]) == 0
+    row = pd.read_csv(results / "tables" / "table1_success.csv").iloc[0]
+    assert row["success_mean"] == pytest.approx(90.0)
+    protocol = pd.read_csv(results / "tables" / "published_comparison.csv")["protocol"].iloc[0]
+    assert protocol.startswith("ours: one final evaluation")
+    with pytest.raises(SystemExit):
+        sorlab_main([*args[:-1], "-1"])
+    assert "--final-evals" in capsys.readouterr().err
 
 
 def test_scaling_and_cost_tables(built):

@@ -98,3 +98,29 @@ class ShortcutVectorField(nn.Module):
     def __call__(self, observations, actions, times, levels) -> jnp.ndarray:
         x = jnp.concatenate([observations, actions, times, levels], axis=-1)
         return MLP((*self.hidden_dims, self.action_dim), layer_norm=self.layer_norm)(x)
+
+
+class ResidualVectorField(nn.Module):
+    """IDQL's residual MLP as a noise/velocity predictor v(s, x, t), output `action_dim`.
+
+    Input projection to `hidden_dims[0]`, then `num_blocks` residual blocks x + MLP(LN(x))
+    with the block's layer sizes `hidden_dims[1:]` (IDQL: 3 blocks of [256, 1024, 256], i.e.
+    width 256, expansion 1024), then GELU and a linear head. IDQL's dropout is left out (the
+    trainer passes no dropout rng).
+    """
+
+    hidden_dims: Sequence[int]
+    action_dim: int
+    num_blocks: int = 3
+
+    @nn.compact
+    def __call__(self, observations, actions, times=None) -> jnp.ndarray:
+        dims = tuple(self.hidden_dims)
+        if len(dims) < 2 or dims[0] != dims[-1]:
+            raise ValueError(f"residual hidden_dims must start and end with the same width "
+                             f"(e.g. [256, 1024, 256]), got {list(dims)}")  # fmt: skip
+        parts = [observations, actions] + ([times] if times is not None else [])
+        x = nn.Dense(dims[0], kernel_init=default_init())(jnp.concatenate(parts, axis=-1))
+        for _ in range(self.num_blocks):
+            x = x + MLP(dims[1:])(nn.LayerNorm()(x))
+        return nn.Dense(self.action_dim, kernel_init=default_init())(nn.gelu(x))

@@ -16,6 +16,8 @@ rule report:
             else path
             for path in report_figures()
         ],
+    params:
+        final_evals=config["report"]["final_evals"],
     log:
         "results/logs/report/report.log",
     benchmark:
@@ -23,4 +25,5 @@ rule report:
     conda:
         "../../environment.yml"
     shell:
-        "sorlab report --results results --figures paper_figures > {log} 2>&1"
+        "sorlab report --results results --figures paper_figures "
+        "--final-evals {params.final_evals} > {log} 2>&1"

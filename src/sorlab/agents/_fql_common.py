@@ -42,6 +42,21 @@ LONG_HORIZON_FAMILIES = (
 )
 
 
+# State-based manipulation families: the FQL paper's appendix (E.2) sizes some baselines'
+# networks and expectiles differently there than on locomotion (the navigate families).
+MANIPULATION_FAMILIES = (
+    "cube-single-play",
+    "cube-double-play",
+    "scene-play",
+    "puzzle-3x3-play",
+    "puzzle-4x4-play",
+)
+
+
+def is_manipulation(env_name: str) -> bool:
+    return env_family(env_name) in MANIPULATION_FAMILIES
+
+
 def env_family(env_name: str) -> str | None:
     """The OGBench family of `env_name` (see ENV_FAMILIES), or None if it is not one of them."""
     name = env_name.removeprefix("visual-")
@@ -100,7 +115,10 @@ def create_state(params: dict, target_names: tuple[str, ...], config: Mapping) -
 def optimizer(config: Mapping) -> optax.GradientTransformation:
     # The released code keeps the targets inside the Adam-optimised tree; their gradient is
     # always zero, so Adam leaves them exactly unchanged there. Leaving them out is identical.
-    return optax.adam(learning_rate=config["lr"])
+    adam = optax.adam(learning_rate=config["lr"])
+    # Optional global-norm clipping (CAC's 5 in the FQL paper's appendix); absent: none.
+    clip = config.get("grad_clip")
+    return optax.chain(optax.clip_by_global_norm(clip), adam) if clip else adam
 
 
 def apply_gradients(state: TrainState, grads: dict) -> tuple[dict, optax.OptState]:

@@ -27,20 +27,20 @@ from sorlab.agents._fql_common import (
 )
 from sorlab.networks import ActorVectorField, Value
 
-# AWAC inverse temperature per OGBench family. CHOSEN, not sourced: the FQL paper's FAWAC column
-# could not be read here, so these are the IQL (AWR) temperatures for the family, the same kind of
-# exponentiated-advantage weight (see docs/baselines.md).
+# AWAC inverse temperature per OGBench family: the FQL paper's Table 6 (FAWAC column). Its
+# antsoccer value is not published: by rule, antmaze-giant's (same ant, same discount 0.995, and
+# FQL's own alpha is 10 on both). Checked against sorlab/report/data/published_coefficients.csv.
 ALPHA = {
-    "antmaze-large-navigate": 10.0,
-    "antmaze-giant-navigate": 10.0,
-    "humanoidmaze-medium-navigate": 10.0,
-    "humanoidmaze-large-navigate": 10.0,
-    "antsoccer-arena-navigate": 1.0,
+    "antmaze-large-navigate": 3.0,
+    "antmaze-giant-navigate": 3.0,
+    "humanoidmaze-medium-navigate": 3.0,
+    "humanoidmaze-large-navigate": 3.0,
+    "antsoccer-arena-navigate": 3.0,  # by rule (not published)
     "cube-single-play": 1.0,
     "cube-double-play": 0.3,
-    "scene-play": 10.0,
-    "puzzle-3x3-play": 10.0,
-    "puzzle-4x4-play": 3.0,
+    "scene-play": 0.3,
+    "puzzle-3x3-play": 0.3,
+    "puzzle-4x4-play": 0.3,
 }
 # Critic aggregation as in FQL's flags: min on antmaze, mean elsewhere.
 Q_AGG = {family: "mean" for family in ALPHA} | {

@@ -33,8 +33,8 @@ from sorlab.networks import ActorVectorField, Value
 
 BATCH_KEYS = ("observations", "actions", "rewards", "masks", "next_observations")
 
-# Candidates N per OGBench family: the FQL paper's task-specific values as reproduced in
-# OptiFlow's appendix Table 7 (32 everywhere but antsoccer-arena, 64); the FQL README's example
+# Candidates N per OGBench family: the FQL paper's Table 6 (32 everywhere; antsoccer-arena 64
+# from a later paper's reprint of that table, secondary); the FQL README's example
 # flag (humanoidmaze-medium, visual cube-single) is 32. See docs/baselines.md.
 NUM_SAMPLES = {
     "antmaze-large-navigate": 32,

@@ -23,13 +23,14 @@ from sorlab.agents._fql_common import (
     check_batch,
     create_state,
     discount_for,
+    is_manipulation,
     per_env,
 )
 from sorlab.networks import Value
 
-# AWR inverse temperature `alpha` per OGBench family: the FQL paper's task-specific values as
-# reproduced in OptiFlow's appendix Table 7 (all ten agree); humanoidmaze-medium and visual
-# cube-single also match the FQL README's example flags. See docs/baselines.md.
+# AWR inverse temperature `alpha` per OGBench family: the FQL paper's Table 6 (antsoccer: a later
+# paper's reprint of it, secondary); humanoidmaze-medium and visual cube-single also match the
+# FQL README's example flags. See docs/baselines.md.
 ALPHA = {
     "antmaze-large-navigate": 10.0,
     "antmaze-giant-navigate": 10.0,
@@ -50,8 +51,9 @@ def default_config(env_name: str) -> dict:
     return dict(
         lr=3e-4,
         batch_size=256,
-        actor_hidden_dims=(512, 512, 512, 512),
-        value_hidden_dims=(512, 512, 512, 512),
+        # FQL paper, App. E.2: 4 x 256 on state-based manipulation (4 x 512 elsewhere, Table 5).
+        actor_hidden_dims=(256,) * 4 if is_manipulation(env_name) else (512,) * 4,
+        value_hidden_dims=(256,) * 4 if is_manipulation(env_name) else (512,) * 4,
         layer_norm=True,  # critics and value
         actor_layer_norm=False,
         discount=discount_for(env_name),

@@ -33,13 +33,12 @@ from sorlab.agents._fql_common import (
 )
 from sorlab.networks import Value
 
-# (alpha_actor, alpha_critic) per OGBench family, the FQL paper's task-specific values as
-# reproduced in OptiFlow's appendix Table 7 (which takes its baseline hyperparameters from FQL);
-# humanoidmaze-medium and visual cube-single also match the FQL README's example flags.
-# See docs/baselines.md, "Per-environment hyperparameters".
+# (alpha_actor, alpha_critic) per OGBench family: the FQL paper's Table 6 (antsoccer: a later
+# paper's reprint of it, secondary); humanoidmaze-medium and visual cube-single also match the
+# FQL README's example flags. See docs/baselines.md, "Per-environment hyperparameters".
 ALPHAS = {
-    "antmaze-large-navigate": (0.001, 0.01),
-    "antmaze-giant-navigate": (0.001, 0.01),
+    "antmaze-large-navigate": (0.003, 0.01),
+    "antmaze-giant-navigate": (0.003, 0.01),
     "humanoidmaze-medium-navigate": (0.01, 0.01),
     "humanoidmaze-large-navigate": (0.01, 0.01),
     "antsoccer-arena-navigate": (0.01, 0.01),

@@ -28,23 +28,28 @@ from sorlab.agents._fql_common import (
     per_env,
 )
 from sorlab.agents.fawac import aggregate
-from sorlab.agents.idql import iql_critic_loss, iql_value_loss
-from sorlab.networks import MLP, ActorVectorField, Value
+from sorlab.agents.idql import (
+    behavior_network,
+    expectile_for,
+    iql_critic_loss,
+    iql_value_loss,
+    value_dims,
+)
+from sorlab.networks import MLP, Value
 
-# Weight of the (unit-RMS) Q-gradient term per OGBench family. CHOSEN, not sourced (the FQL
-# paper's SRPO column could not be read here): 1 / (FQL's alpha for the family),
-# i.e. more behaviour regularisation where FQL needs more BC (see docs/baselines.md).
+# Weight of the (unit-RMS) Q-gradient term per OGBench family: the FQL paper's Table 6 (SRPO
+# column). Its antsoccer value is not published: by rule, antmaze-giant's (see fawac.ALPHA).
 BETA = {
-    "antmaze-large-navigate": 0.1,
-    "antmaze-giant-navigate": 0.1,
-    "humanoidmaze-medium-navigate": 0.03,
-    "humanoidmaze-large-navigate": 0.03,
-    "antsoccer-arena-navigate": 0.1,
-    "cube-single-play": 0.003,
-    "cube-double-play": 0.003,
-    "scene-play": 0.003,
-    "puzzle-3x3-play": 0.001,
-    "puzzle-4x4-play": 0.001,
+    "antmaze-large-navigate": 0.3,
+    "antmaze-giant-navigate": 0.3,
+    "humanoidmaze-medium-navigate": 0.3,
+    "humanoidmaze-large-navigate": 0.3,
+    "antsoccer-arena-navigate": 0.3,  # by rule (not published)
+    "cube-single-play": 0.03,
+    "cube-double-play": 0.1,
+    "scene-play": 0.1,
+    "puzzle-3x3-play": 0.1,
+    "puzzle-4x4-play": 0.1,
 }
 BATCH_KEYS = ("observations", "actions", "rewards", "masks", "next_observations")
 
@@ -53,14 +58,17 @@ def default_config(env_name: str) -> dict:
     return dict(
         lr=3e-4,
         batch_size=256,
-        actor_hidden_dims=(512, 512, 512, 512),  # Dirac actor and behaviour model
-        value_hidden_dims=(512, 512, 512, 512),
+        actor_hidden_dims=(512, 512, 512, 512),  # Dirac actor (size chosen: not published)
+        # Behaviour model, critic, value and expectile: IDQL's (FQL paper, App. E.2).
+        behavior_hidden_dims=(256, 1024, 256),
+        behavior_blocks=3,
+        value_hidden_dims=value_dims(env_name),
         layer_norm=True,  # critics and value
         actor_layer_norm=False,
         discount=discount_for(env_name),
         tau=0.005,
         q_agg="min",  # q_value reports the min of the critics (IQL's value target)
-        expectile=0.9,
+        expectile=expectile_for(env_name),
         beta=per_env(env_name, BETA, 0.1, "SRPO beta"),  # weight of the Q-gradient term
         normalize_q_grad=True,  # unit-RMS Q gradient per state (SRPO's regq)
         sde_beta_min=0.1,  # VP-SDE linear schedule of the behaviour model
@@ -120,10 +128,11 @@ def _networks(config):
         action_dim=config["action_dim"],
         layer_norm=config["actor_layer_norm"],
     )
-    behavior = ActorVectorField(
-        hidden_dims=config["actor_hidden_dims"],
-        action_dim=config["action_dim"],
-        layer_norm=config["actor_layer_norm"],
+    behavior = behavior_network(
+        config["behavior_hidden_dims"],
+        config["behavior_blocks"],
+        config["action_dim"],
+        config["actor_layer_norm"],
     )
     critic = Value(hidden_dims=config["value_hidden_dims"], layer_norm=config["layer_norm"])
     value = Value(

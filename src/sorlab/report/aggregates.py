@@ -111,6 +111,34 @@ def default_scores(results: Results, choice: Mapping[str, tuple[int, int] | None
     return pd.concat(parts, ignore_index=True).dropna(subset=["success"])
 
 
+def final_evals_scores(results: Results, final_evals: int) -> tuple[pd.DataFrame, list[str]]:
+    """One success per run: the mean of its last `final_evals` periodic evaluations
+    (eval_curve.csv, the training's own inference), the published papers' protocol.
+
+    Same columns as `default_scores`; m_inf is the periodic evaluations' (config.json
+    `eval_m_inf`), n = 1. Runs with fewer evaluations use what they have (noted).
+    """
+    columns = ["variant", "agent", "m_btt", "env", "task", "seed", "success", "m_inf", "n",
+               "source"]  # fmt: skip
+    notes: list[str] = []
+    curves = results.curves.dropna(subset=["success"])
+    if curves.empty:
+        return pd.DataFrame(columns=columns), notes
+    keys = ["agent", "env", "task", "seed"]
+    last = curves.sort_values("step").groupby(keys, group_keys=False).tail(final_evals)
+    per_run = last.groupby(keys).agg(success=("success", "mean"), n_evals=("step", "size"))
+    per_run = per_run.reset_index().merge(
+        results.runs[[*keys, "variant", "m_btt", "eval_m_inf"]], on=keys, how="left"
+    )
+    short = per_run[per_run["n_evals"] < final_evals]
+    for variant, group in short.groupby("variant"):
+        notes.append(f"{variant}: {len(group)} run(s) have fewer than {final_evals} periodic "
+                     f"evaluations (mean over {int(group['n_evals'].min())})")  # fmt: skip
+    source = f"eval_curve.csv, mean of the last {final_evals}"
+    scores = per_run.assign(m_inf=per_run["eval_m_inf"], n=1.0, source=source)
+    return scores[columns], notes
+
+
 def score_matrices(scores: pd.DataFrame) -> tuple[dict[str, np.ndarray], list[str]]:
     """rliable's input: per variant a (num_seeds, num_env_tasks) array of success rates.
 

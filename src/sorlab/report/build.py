@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sorlab.report import aggregates, figures, tables
+from sorlab.report import aggregates, figures, published, tables
 from sorlab.report.collect import collect
 from sorlab.report.outputs import TABLES_SUBDIR, output_paths
 
@@ -23,13 +23,18 @@ def build_report(
     default_inference: Mapping[str, tuple[int, int]] | None = None,
     bootstrap_reps: int = aggregates.DEFAULT_BOOTSTRAP_REPS,
     bootstrap_seed: int = aggregates.DEFAULT_BOOTSTRAP_SEED,
+    final_evals: int = 0,
     verbose: bool = True,
 ) -> list[Path]:
     """Write all tables (results_dir/tables) and figures (figures_dir); return their paths.
 
     default_inference: agent or variant name -> (M_inf, N) for Table 1 and the aggregates;
     by default N = 1 and the largest M_inf evaluated (see `aggregates.default_inference`).
+    final_evals: 0 scores each run by its final evaluation at that point (eval/ files); N > 0
+    by the mean of its last N periodic evaluations (eval_curve.csv), the papers' protocol (3).
     """
+    if final_evals < 0:
+        raise ValueError(f"final_evals must be >= 0, got {final_evals}")
     results_dir, figures_dir = Path(results_dir), Path(figures_dir)
     tables_dir = results_dir / TABLES_SUBDIR
     results = collect(results_dir)
@@ -42,8 +47,24 @@ def build_report(
 
     choice = aggregates.default_inference(results, default_inference)
     scores = aggregates.default_scores(results, choice)
-    table1 = tables.table1(scores, choice)
+    labels = {v: tables.inference_label(p) for v, p in choice.items()}
+    if final_evals:
+        periodic, notes = aggregates.final_evals_scores(results, final_evals)
+        # Variants without periodic evaluations keep their final evaluation (labelled so).
+        scores = pd.concat([scores[~scores["variant"].isin(periodic["variant"])], periodic],
+                           ignore_index=True)  # fmt: skip
+        for variant in periodic["variant"].unique():
+            m_inf = periodic.loc[periodic["variant"] == variant, "m_inf"].dropna()
+            at = f", M_inf={int(m_inf.iloc[0])}" if not m_inf.empty else ""
+            labels[variant] = f"mean of the last {final_evals} periodic evaluations{at}"
+        for note in notes if verbose else []:
+            print(f"report: {note}", file=sys.stderr)
+    comparison = published.compare(scores, results.runs, final_evals)
+    table1 = tables.table1(scores, labels, comparison)
     written += tables.write_table(table1, tables_dir, "table1_success")
+    written += tables.write_table(
+        tables.published_comparison(comparison), tables_dir, "published_comparison"
+    )
     written += tables.write_table(tables.cost_training(results), tables_dir, "cost_training")
     written += tables.write_table(tables.cost_inference(results), tables_dir, "cost_inference")
     matrices, notes = aggregates.score_matrices(scores)
@@ -75,6 +96,7 @@ def build_report(
     sizes = {v: m.shape for v, m in matrices.items()}
     written += figures.performance_profiles(profiles, taus, sizes, bootstrap_reps, figures_dir)
     written += figures.iqm_intervals(estimates, bootstrap_reps, figures_dir)
+    written += figures.published_vs_ours(comparison, figures_dir)
 
     expected = output_paths(results_dir, figures_dir)
     assert sorted(written) == sorted(expected), "outputs.py and build.py disagree"

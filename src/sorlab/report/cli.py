@@ -27,6 +27,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from e
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--results",
@@ -44,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stratified-bootstrap resamples for the intervals (default %(default)s)")  # fmt: skip
     parser.add_argument("--bootstrap-seed", type=int, default=DEFAULT_BOOTSTRAP_SEED,
                         help="seed of the bootstrap (default %(default)s)")  # fmt: skip
+    parser.add_argument("--final-evals", type=_non_negative, default=0, metavar="N",
+                        help="score each run by the mean of its last N periodic evaluations "
+                        "(eval_curve.csv; the papers use 3); 0 (default): its final evaluation "
+                        "at the default inference point (eval/ files)")  # fmt: skip
 
 
 def main(args: argparse.Namespace) -> int:
@@ -57,6 +71,7 @@ def main(args: argparse.Namespace) -> int:
             default_inference=dict(args.default_inference),
             bootstrap_reps=args.bootstrap_reps,
             bootstrap_seed=args.bootstrap_seed,
+            final_evals=args.final_evals,
         )
     except ReportInputError as e:
         print(f"sorlab report: {e}", file=sys.stderr)

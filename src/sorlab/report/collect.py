@@ -26,6 +26,7 @@ from tqdm import tqdm
 RUN_COLUMNS = [
     "agent", "env", "task", "seed", "m_btt", "m_train", "steps", "wall_s", "train_s",
     "updates_per_s", "compile_s", "eval_s", "seeds_per_program", "final_success", "final_return", "has_summary", "run_dir",
+    "eval_m_inf", "num_transitions", "data_fraction", "dataset_name", "actor_dims", "value_dims",
 ]  # fmt: skip
 EVAL_COLUMNS = [
     "agent", "env", "task", "seed", "m_inf", "n", "success", "return", "ms_per_action", "episodes",
@@ -94,8 +95,16 @@ def _number(value: Any, path: Path, key: str, *, required: bool, lo: float | Non
     return value
 
 
-def _read_config(path: Path) -> tuple[float, float]:
-    """(M_BTT, M) from a run's config.json; NaN for agents without them (baselines)."""
+def _dims(value: Any) -> str:
+    """Layer sizes as text ('128 128 128'); '' when the config has none."""
+    if isinstance(value, list | tuple) and all(isinstance(v, int) for v in value):
+        return " ".join(str(v) for v in value)
+    return ""
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """M_BTT and M (NaN for agents without them, the baselines) and what the run's budget was
+    (data size, network sizes, the periodic evaluations' M_inf) from a run's config.json."""
     if not path.is_file():
         raise ReportInputError(f"{path}: missing (every run directory needs its config.json)")
     config = _read_json(path)
@@ -105,7 +114,20 @@ def _read_config(path: Path) -> tuple[float, float]:
     m = _number(
         _find_key(config, "denoise_timesteps"), path, "denoise_timesteps", required=False, lo=1
     )
-    return m_btt, m
+    fraction = config.get("data_fraction")
+    name = config.get("dataset_name")
+    return {
+        "m_btt": m_btt,
+        "m_train": m,
+        "eval_m_inf": _number(config.get("eval_m_inf"), path, "eval_m_inf", required=False, lo=1),
+        "num_transitions": _number(
+            config.get("num_transitions"), path, "num_transitions", required=False, lo=0
+        ),
+        "data_fraction": _number(fraction, path, "data_fraction", required=False, lo=0, hi=1),
+        "dataset_name": name if isinstance(name, str) else "",
+        "actor_dims": _dims(_find_key(config, "actor_hidden_dims")),
+        "value_dims": _dims(_find_key(config, "value_hidden_dims")),
+    }
 
 
 def _read_summary(path: Path) -> dict[str, float]:
@@ -219,8 +241,7 @@ def collect(results_dir: str | Path) -> Results:
         run_dirs, desc="report: reading runs", leave=False, mininterval=2.0
     ):
         key = {"agent": agent, "env": env, "task": task, "seed": seed}
-        m_btt, m_train = _read_config(run_dir / "config.json")
-        row = {**key, "m_btt": m_btt, "m_train": m_train, "run_dir": str(run_dir)}
+        row = {**key, **_read_config(run_dir / "config.json"), "run_dir": str(run_dir)}
         summary_path = run_dir / "summary.json"
         if summary_path.is_file():
             row.update(_read_summary(summary_path), has_summary=True)

@@ -23,6 +23,8 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import EngFormatter, FixedLocator, NullLocator  # noqa: E402
 
 SUCCESS_LABEL = "success rate (%)"
+# The study that trains SORL at several M_BTT (Figure 2's train-time axis).
+FIG2_COMMAND = "snakemake --cores all --configfile config/studies/compute.yaml"
 BAND_NOTE = "lines: mean over seeds (tasks averaged per seed), bands: ±1 std over seeds; unsmoothed"
 
 
@@ -159,7 +161,8 @@ def fig2_mbtt_grid(scaling: pd.DataFrame, m_train: Mapping[str, float], figures_
     data = scaling[(scaling["n"] == 1) & scaling["m_btt"].notna()]
     if data.empty:
         return no_data(figures_dir, name, "No data for Figure 2 (M_BTT x M_inf):\n"
-                       "no evaluated run has max_k_backprop in its config.json.")  # fmt: skip
+                       "no evaluated run has max_k_backprop in its config.json.\n"
+                       f"Fill it with: {FIG2_COMMAND}")  # fmt: skip
     envs = sorted(data["env"].unique())
     m_infs = sorted(int(m) for m in data["m_inf"].unique())
     cmap = plt.get_cmap("viridis")
@@ -213,7 +216,8 @@ def fig2_mbtt_grid(scaling: pd.DataFrame, m_train: Mapping[str, float], figures_
         "per seed); whiskers: ±1 std over seeds"
     )
     if data["m_btt"].nunique() == 1:
-        title += f"; only one M_BTT value in results ({int(data['m_btt'].iloc[0])}): no train-time comparison"
+        title += (f"; only one M_BTT value in results ({int(data['m_btt'].iloc[0])}): no "
+                  f"train-time comparison. The M_BTT grid: {FIG2_COMMAND}")  # fmt: skip
     _suptitle(fig, axes, title)
     _legend(fig, axes, extra)
     fig.tight_layout()
@@ -227,7 +231,8 @@ def fig3_parallel(scaling: pd.DataFrame, figures_dir: Path,
     keep = counts[counts >= 2]
     if keep.empty:
         return no_data(figures_dir, name, "No data for Figure 3 (parallel scaling):\n"
-                       "no agent was evaluated at two or more N for one M_inf.")  # fmt: skip
+                       "no agent was evaluated at two or more N for one M_inf.\n"
+                       "Fill it with evaluate: {n: [1, 4]} in the config (as config/config.yaml).")  # fmt: skip
     envs = sorted(keep.index.get_level_values("env").unique())
     # Colour by M_inf (as in Figure 2), line style by agent variant.
     m_infs = sorted(int(m) for m in keep.index.get_level_values("m_inf").unique())
@@ -342,5 +347,62 @@ def iqm_intervals(estimates: pd.DataFrame, reps: int, figures_dir: Path,
     ax.set_xlabel("IQM success rate (%)")
     ax.set_xlim(-2, 102)
     ax.set_title(f"Interquartile mean, 95% stratified-bootstrap CI ({reps} reps)", fontsize=9)
+    fig.tight_layout()
+    return save(fig, figures_dir, name)
+
+
+def published_vs_ours(comparison: pd.DataFrame, figures_dir: Path,
+                      name: str = "fig_published_comparison") -> list[Path]:  # fmt: skip
+    """Reproduced (y) vs published (x) success per (agent, environment), ±1 std on both axes,
+    the identity line; hollow markers where our budget differs from the paper's."""
+    if comparison.empty:
+        return no_data(figures_dir, name, "No data for the published comparison:\n"
+                       "no run of an agent and environment the papers report.")  # fmt: skip
+    fig, ax = plt.subplots(figsize=(5.6, 5.6))
+    ax.plot([0, 100], [0, 100], color="gray", lw=1, ls="--", label="ours = published")
+    colors = _colors(sorted(comparison["variant"].unique()))
+    placed: list[tuple[float, float]] = []
+    for row in comparison.sort_values(["published_mean", "ours_mean"]).itertuples():
+        color = colors[row.variant]
+        x, y = row.published_mean, row.ours_mean
+        ax.errorbar(x, y, xerr=row.published_std, yerr=None if pd.isna(row.ours_std) else row.ours_std,
+                    fmt="o", ms=7, color=color, mfc=color if row.comparable else "white",
+                    mew=1.5, capsize=3, lw=1)  # fmt: skip
+        label = f"{row.variant}, {row.env.removesuffix('-v0')}"
+        if row.scope != "5-task mean":
+            label += f" {row.scope}"
+        if row.secondary:
+            label += " ‡"
+        # Labels of points close together are stacked instead of printed over each other;
+        # labels on the right half go to the left of their point so they stay inside the axes.
+        stack = sum(abs(x - px) < 8 and abs(y - py) < 5 for px, py in placed)
+        placed.append((x, y))
+        right = x > 50
+        ax.annotate(label, (x, y), xytext=(-6 if right else 6, 5 + 10 * stack),
+                    textcoords="offset points", fontsize=7, color=color,
+                    ha="right" if right else "left")  # fmt: skip
+    ax.set_xlim(-3, 103)
+    ax.set_ylim(-3, 103)
+    ax.set_aspect("equal")
+    ax.set_xlabel("published success (%), mean ± std over 8 seeds")
+    ax.set_ylabel("ours (%), mean ± std over our seeds")
+    handles = [
+        plt.Line2D([], [], marker="o", ls="", color="black", label="same budget as the paper"),
+        plt.Line2D([], [], marker="o", ls="", color="black", mfc="white",
+                   label="budget differs: gap not a verdict"),
+        plt.Line2D([], [], color="gray", ls="--", label="ours = published"),
+    ]  # fmt: skip
+    if comparison["secondary"].any():
+        handles.append(
+            plt.Line2D([], [], ls="", label="‡: published number from a secondary source")
+        )
+    ax.legend(handles=handles, fontsize=7, loc="upper left", frameon=False)
+    # Each kind of budget difference once (e.g. "2 vs 8 seeds"), not once per point.
+    budgets = sorted({part for b in comparison["budget"] if b for part in b.split("; ")})
+    title = "Reproduced vs published success (published: FQL paper Tables 2-3, SORL paper; "
+    title += "each point in results/tables/published_comparison)"
+    if budgets:
+        title += "\nhollow: our budget differs: " + "; ".join(budgets)
+    _suptitle(fig, [ax], title)
     fig.tight_layout()
     return save(fig, figures_dir, name)

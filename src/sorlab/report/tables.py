@@ -69,7 +69,8 @@ _TEX_ESCAPES = {
 
 def tex_escape(text: str) -> str:
     out = "".join(_TEX_ESCAPES.get(ch, ch) for ch in str(text))
-    return out.replace("±", r"$\pm$").replace("–", "--")
+    out = out.replace("±", r"$\pm$").replace("–", "--").replace("−", "$-$")
+    return out.replace("‡", r"\ddag{}")
 
 
 def to_latex(table: Table) -> str:
@@ -114,49 +115,110 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def _inference_label(point: tuple[int, int] | None) -> str:
+def inference_label(point: tuple[int, int] | None) -> str:
     if point is None:
         return "final training evaluation (summary.json)"
     return f"M_inf={point[0]}, N={point[1]}"
 
 
-def table1(scores: pd.DataFrame, choice: dict[str, tuple[int, int] | None]) -> Table:
-    """Success (%) per environment and variant at the default inference point; best in bold."""
+def _signed(value: float) -> str:
+    return "–" if value is None or math.isnan(value) else f"{value:+.1f}"
+
+
+def table1(scores: pd.DataFrame, labels: dict[str, str],
+           comparison: pd.DataFrame | None = None) -> Table:  # fmt: skip
+    """Success (%) per environment and variant; best in bold. Where a published number exists,
+    each environment gets two more rows: the published value and ours minus it.
+
+    labels: variant -> how its scores were made (inference point or evaluation protocol).
+    """
     stats = over_seeds(scores.assign(success=100 * scores["success"]), ["env", "variant"])
-    stats["m_inf"] = [choice[v][0] if choice.get(v) else math.nan for v in stats["variant"]]
-    stats["n"] = [choice[v][1] if choice.get(v) else math.nan for v in stats["variant"]]
+    points = scores.groupby("variant")[["m_inf", "n"]].first()
+    stats["m_inf"] = [
+        points.at[v, "m_inf"] if v in points.index else math.nan for v in stats["variant"]
+    ]
+    stats["n"] = [points.at[v, "n"] if v in points.index else math.nan for v in stats["variant"]]
     # Best = highest mean as shown (one decimal), so that ties on the page are all bold.
     shown = stats["mean"].round(1)
     stats["best"] = shown == shown.groupby(stats["env"]).transform("max")
     stats = stats.sort_values(["env", "variant"], ignore_index=True)
-    variants = sorted(choice)
+    comparison = comparison if comparison is not None else pd.DataFrame()
+    published_cols = ["published_mean", "published_std", "published_scope", "published_source",
+                      "published_secondary", "difference", "comparable", "verdict"]  # fmt: skip
+    if not comparison.empty:
+        extra = comparison.rename(columns={"scope": "published_scope", "source": "published_source",
+                                           "secondary": "published_secondary"})  # fmt: skip
+        stats = stats.merge(extra[["env", "variant", *published_cols]], on=["env", "variant"],
+                            how="left")  # fmt: skip
+    else:
+        stats = stats.assign(**{c: math.nan for c in published_cols})
+    variants = sorted(labels)
     envs = sorted(stats["env"].unique())
     display_rows, bold = [], set()
-    for i, env in enumerate(envs):
-        row = {"environment": env}
+    any_budget = False
+    for env in envs:
         cells = stats[stats["env"] == env].set_index("variant")
+        ours, paper, diff = {"environment": env}, {"environment": f"{env}: published"}, {
+            "environment": f"{env}: ours − published"}  # fmt: skip
         for j, variant in enumerate(variants, start=1):
             if variant not in cells.index:
-                row[variant] = "–"
+                ours[variant] = paper[variant] = diff[variant] = "–"
                 continue
-            row[variant] = fmt(cells.at[variant, "mean"], cells.at[variant, "std"])
-            if cells.at[variant, "best"]:
-                bold.add((i, j))
-        display_rows.append(row)
+            c = cells.loc[variant]
+            ours[variant] = fmt(c["mean"], c["std"])
+            if c["best"]:
+                bold.add((len(display_rows), j))
+            if pd.isna(c["published_mean"]):
+                paper[variant] = diff[variant] = "–"
+                continue
+            scope = "" if c["published_scope"] == "5-task mean" else f" ({c['published_scope']})"
+            secondary = " ‡" if c["published_secondary"] else ""
+            paper[variant] = fmt(c["published_mean"], c["published_std"], 0) + scope + secondary
+            budget = not bool(c["comparable"])
+            any_budget |= budget
+            diff[variant] = _signed(c["difference"]) + (" *" if budget else "")
+        display_rows.append(ours)
+        if (stats.loc[stats["env"] == env, "published_mean"].notna()).any():
+            display_rows += [paper, diff]
     data = stats.rename(columns={"mean": "success_mean", "std": "success_std"})
     data = data[["env", "variant", "success_mean", "success_std", "n_seeds", "n_tasks", "m_inf",
-                 "n", "best"]]  # fmt: skip
+                 "n", "best", *published_cols]]  # fmt: skip
     display = pd.DataFrame(display_rows, columns=["environment", *variants])
     seeds = scores.groupby("variant")["seed"].nunique()
-    notes = [
-        f"{v}: {_inference_label(choice[v])}, {_count(int(seeds.get(v, 0)), 'seed')}"
-        for v in variants
-    ]
+    notes = [f"{v}: {labels[v]}, {_count(int(seeds.get(v, 0)), 'seed')}" for v in variants]
+    if data["published_mean"].notna().any():
+        notes.append("published: FQL paper Table 2 (mean of the 5 tasks) or Table 3 (one task, "
+                     "where our runs have one), mean ± std over 8 seeds; ‡: SORL paper via a "
+                     "secondary source")  # fmt: skip
+    if any_budget:
+        notes.append("*: our runs' budget differs from the paper's (steps, networks, seeds or "
+                     "data; see published_comparison): the difference is not a verdict")  # fmt: skip
     caption = (
         "Success rate (%) of the final checkpoint: mean ± std (ddof=1) over seeds, "
         "tasks averaged within each seed first. Bold: highest mean per environment."
     )
     return Table(data, display, caption, bold, notes)
+
+
+def published_comparison(comparison: pd.DataFrame) -> Table:
+    """Ours vs published per (agent, environment): the numbers, the difference, a verdict."""
+    display = pd.DataFrame({
+        "agent": comparison["variant"], "environment": comparison["env"],
+        "compared on": comparison["scope"],
+        "ours (%)": [fmt(m, s) + f" ({n} seeds)" for m, s, n in zip(comparison["ours_mean"], comparison["ours_std"], comparison["ours_seeds"], strict=True)],
+        "published (%)": [fmt(m, s, 0) + (" ‡" if sec else "") for m, s, sec in zip(comparison["published_mean"], comparison["published_std"], comparison["secondary"], strict=True)],
+        "difference": [_signed(d) for d in comparison["difference"]],
+        "verdict": comparison["verdict"],
+    }, columns=["agent", "environment", "compared on", "ours (%)", "published (%)", "difference", "verdict"])  # fmt: skip
+    notes = sorted({f"evaluation protocol: {p}" for p in comparison["protocol"]})
+    notes.append("published: FQL paper Table 2 (5-task mean) / Table 3 (per task), 8 seeds, 1M "
+                 "steps (IDQL, SRPO: 3M); ‡: SORL paper via a secondary source")  # fmt: skip
+    caption = (
+        "Ours vs published success (%): mean ± std over seeds. Judged (|difference| in standard "
+        f"errors, consistent when <= {2.0:g}) only where our runs had the paper's budget; "
+        "otherwise the verdict lists what differs."
+    )
+    return Table(comparison, display, caption, notes=notes)
 
 
 def cost_training(results: Results) -> Table:
