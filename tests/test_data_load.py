@@ -74,6 +74,17 @@ def test_good_file_loads(good):
     assert data["observations"].shape == (40, 2)
 
 
+def test_actions_are_clipped_like_the_released_loaders(good, tmp_path):
+    """The released SORL/FQL loaders clip dataset actions to +-(1 - 1e-5); so does ours."""
+    actions = good[1]["actions"].copy()
+    actions[:3] = [[1.0, -1.0], [0.5, -0.25], [-1.0, 1.0]]
+    data = load_training_data(write(tmp_path, dict(good[1], actions=actions)), 3)
+    bound = np.float32(1 - 1e-5)
+    np.testing.assert_array_equal(
+        data["actions"][:3], np.array([[bound, -bound], [0.5, -0.25], [-bound, bound]])
+    )
+
+
 def test_missing_file(tmp_path):
     expect_error(tmp_path / f"{NAME}.npz", "no such dataset file")
 

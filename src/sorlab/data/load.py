@@ -4,6 +4,7 @@ Rewards come from ogbench's own loader and relabelling. Evaluation envs use
 `success_timing='post'`: ogbench >= 1.2.0 scores a singletask step by the state before the action,
 ogbench 1.1.0 (which the SORL and FQL papers used) by the state after it. The relabelling of the
 data is the same in both versions (rewards from each transition's current state).
+Dataset actions are clipped to [-1 + 1e-5, 1 - 1e-5], as the released SORL and FQL loaders do.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from sorlab.data.names import VAL_SUFFIX, DatasetError, check_known, split_name
 NUM_TASKS = 5
 SUCCESS_TIMING = "post"  # ogbench 1.1.0 behaviour, used for the papers' numbers
 TRAINING_KEYS = ("observations", "actions", "rewards", "masks", "next_observations", "terminals")
+# The released SORL/FQL loaders clip dataset actions to +-(1 - ACTION_CLIP_EPS).
+ACTION_CLIP_EPS = 1e-5
 # dtypes of the official files.
 _FLOAT_KEYS = ("observations", "actions", "qpos", "qvel")
 
@@ -155,4 +158,6 @@ def load_training_data(
     data = load_dataset(str(path), compact_dataset=False, add_info=True)
     relabel_dataset(gym_id, env, data)
     env.close()
-    return {k: np.asarray(data[k], dtype=np.float32) for k in TRAINING_KEYS}
+    out = {k: np.asarray(data[k], dtype=np.float32) for k in TRAINING_KEYS}
+    out["actions"] = np.clip(out["actions"], -1 + ACTION_CLIP_EPS, 1 - ACTION_CLIP_EPS)
+    return out
