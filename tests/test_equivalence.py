@@ -64,7 +64,9 @@ RENAMES = {"mlp": "MLP_0", "actor_net": "MLP_0", "mean_net": "Dense_0"}
 def load(case: str) -> tuple[dict, dict]:
     path = FIXTURES / f"{case}.npz"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; run `make record-fixtures` (docs/equivalence.md)")
+        raise FileNotFoundError(
+            f"{path} is missing; run `make record-fixtures` (docs/equivalence.md)"
+        )
     with np.load(path) as f:
         arrays = {k: f[k] for k in f.files}
     return arrays, json.loads(str(arrays.pop("meta").reshape(-1)[0]))

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import importlib
 import io
 import json
@@ -132,7 +133,10 @@ def fixed_batch() -> dict[str, np.ndarray]:
 
 
 def use_repo(path: str) -> None:
-    """Make `path`'s top-level packages (agents, utils) the importable ones."""
+    """Make `path`'s top-level packages (agents, utils) the importable ones. Kept imported
+    while the repository stays the same, so that jax's compilation caches stay warm."""
+    if sys.path and sys.path[0] == path:
+        return
     for name in list(sys.modules):
         if name.split(".")[0] in ("agents", "utils", "envs"):
             del sys.modules[name]
@@ -184,14 +188,18 @@ def sorl_k_indices(agent_rng, num_k: int):
     return jnp.array(out)  # (3, 2)
 
 
-def sorl_seed(num_k: int, wanted) -> int:
-    """First agent seed whose updates draw the wanted k (an int: every draw; 'mixed': the
-    critic's and the actor's k differ in every update)."""
-
+@functools.cache
+def _k_index_search(num_k: int):
     def indices(seed):
         return sorl_k_indices(jax.random.split(jax.random.PRNGKey(seed))[0], num_k)
 
-    find = jax.jit(jax.vmap(indices))
+    return jax.jit(jax.vmap(indices))
+
+
+def sorl_seed(num_k: int, wanted) -> int:
+    """First agent seed whose updates draw the wanted k (an int: every draw; 'mixed': the
+    critic's and the actor's k differ in every update)."""
+    find = _k_index_search(num_k)
     for start in range(0, 1 << 24, 1 << 16):
         idx = np.asarray(find(jnp.arange(start, start + (1 << 16))))
         if wanted == "mixed":
@@ -247,7 +255,9 @@ def sorl_actions(agent, batch, max_steps: int) -> dict[str, np.ndarray]:
             name = f"act/m{m_inf}_n{n}" + ("_single" if obs.ndim == 1 else "")
             seed = jax.random.PRNGKey(1000 + 10 * m_inf + n + obs.ndim)
             rows = 1 if obs.ndim == 1 else obs.shape[0]
-            noise = jnp.stack([jax.random.normal(k, (rows, ACTION_DIM)) for k in jax.random.split(seed, n)])
+            noise = jnp.stack(
+                [jax.random.normal(k, (rows, ACTION_DIM)) for k in jax.random.split(seed, n)]
+            )
             actions = agent.sample_actions(obs, seed=seed, inference_timesteps=m_inf, n=n)
             out |= {f"{name}/seed": seed, f"{name}/noise": noise, f"{name}/actions": actions}
             out[f"{name}/observations"] = obs
@@ -383,8 +393,10 @@ def main(argv: list[str] | None = None) -> int:
     repos = {"sorl": os.path.abspath(args.sorl_repo), "fql": os.path.abspath(args.fql_repo)}
     for key, path in repos.items():
         if not os.path.isfile(os.path.join(path, "agents", f"{key}.py")):
-            raise SystemExit(f"record.py: --{key}-repo {path} has no agents/{key}.py; "
-                             "pass a checkout of the released repository")
+            raise SystemExit(
+                f"record.py: --{key}-repo {path} has no agents/{key}.py; "
+                "pass a checkout of the released repository"
+            )
     os.makedirs(args.out, exist_ok=True)
     for name in args.cases:
         arrays = record_case(name, repos)
