@@ -15,7 +15,7 @@ export MUJOCO_GL ?= egl
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONWARNINGS ?= ignore
 
-.PHONY: venv reproduce test lint format bench clean-results test-slurm
+.PHONY: venv reproduce test lint format bench clean-results test-slurm record-fixtures
 
 venv: $(STAMP)
 
@@ -44,6 +44,15 @@ format: venv
 # the tiny study through workflow/profiles/slurm, compared with a local run (docs/cluster.md).
 test-slurm: venv
 	SORLAB_SLURM_TEST=1 $(BIN)/pytest -q -s tests/slurm
+
+# Equivalence fixtures from the authors' released code (docs/equivalence.md): checkouts of
+# nico-espinosadice/SORL and seohongpark/fql, and the python of a venv with THEIR pins.
+SORL_REPO ?=
+FQL_REPO ?=
+REF_PYTHON ?=
+record-fixtures:
+	@test -n "$(SORL_REPO)" -a -n "$(FQL_REPO)" -a -n "$(REF_PYTHON)" || { echo "record-fixtures: set SORL_REPO=<SORL checkout> FQL_REPO=<fql checkout> REF_PYTHON=<python with the released pins> (docs/equivalence.md)"; exit 2; }
+	JAX_PLATFORMS=cpu $(REF_PYTHON) scripts/reference/record.py --sorl-repo $(SORL_REPO) --fql-repo $(FQL_REPO) --out tests/fixtures/equivalence
 
 bench: venv
 	$(BIN)/python benchmarks/run.py

@@ -391,23 +391,3 @@ def test_vmapped_update_matches_one_seed_at_a_time():
             jax.tree_util.tree_leaves(batched), jax.tree_util.tree_leaves(alone), strict=True
         ):
             np.testing.assert_allclose(a[i], b, rtol=1e-5, atol=1e-6)
-
-
-@pytest.mark.parametrize("semantics", ["released", "clean"])
-def test_actor_q_loss_reads_the_critic_of_its_semantics(semantics):
-    # Released: the critic from before this update's critic step; clean: the updated critic.
-    config = small_config(update_semantics=semantics)
-    batch = {k: jnp.asarray(v) for k, v in random_batch().items()}
-    state = sorl.init(jax.random.PRNGKey(0), batch, config)
-    moved = {
-        **state.params,
-        "critic": jax.tree_util.tree_map(lambda p: p + 0.1, state.params["critic"]),
-    }
-    rng = jax.random.PRNGKey(1)
-    same, _ = sorl._actor_grads(state, state.params, batch, rng)
-    other, _ = sorl._actor_grads(state, moved, batch, rng)
-    equal = all(
-        np.array_equal(a, b)
-        for a, b in zip(jax.tree_util.tree_leaves(same), jax.tree_util.tree_leaves(other))
-    )
-    assert equal == (semantics == "released")

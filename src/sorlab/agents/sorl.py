@@ -13,11 +13,10 @@ switch:
 - `update_semantics: released` (default): ONE Adam state (with global-norm clipping) over actor
   and critic; a critic step, then an actor step, each a full Adam step on both networks (Adam
   momentum moves the network that got no gradient); the TD target's next actions are sampled
-  with the differentiated actor, so the critic loss also trains the actor; the actor's Q loss
-  reads the critic from before this update's critic step; soft target updates use the
-  parameters from before both steps. `clean`: one optimizer per network, next actions under
-  stop_gradient, the Q loss reads the updated critic, soft target updates from the updated
-  parameters.
+  with the differentiated actor, so the critic loss also trains the actor; the actor step's Q
+  loss reads the critic from before the critic step; soft target updates use the parameters
+  from before both steps. `clean`: one optimizer per network, next actions under stop_gradient,
+  the actor's Q loss reads the updated critic, soft target updates from the updated parameters.
 - `critic_k_input: True`: the critic takes the step count k (as a raw float) as one more input:
   the k drawn for the TD target's next actions (also fed with the dataset actions), the k of the
   sampled actions in the Q loss, and `m_inf` at test time.
@@ -442,23 +441,37 @@ def actor_loss(
     }
 
 
-def _switch_k(config, rng: jax.Array, grad_fn: Callable[[int], Callable], operand):
-    """Draw k ~ U{1, 2, 4, ..., M_BTT} and run `grad_fn(k)(operand)` for that k only.
+def _switch_k(config, k_index: jnp.ndarray, grad_fn: Callable[[int], Callable], operand):
+    """Run `grad_fn(k)(operand)` for k = (1, 2, 4, ..., M_BTT)[k_index] only.
 
     Each branch is a whole forward + backward pass with k static (its k Euler steps unrolled),
     and lax.switch executes only the drawn branch, so no work is spent on the other k.
     """
     k_values = _k_values(config)
-    idx = jax.random.randint(rng, (), 0, len(k_values))
-    grads, info = jax.lax.switch(idx, [grad_fn(k) for k in k_values], operand)
-    return grads, info, jnp.asarray(k_values)[idx]
+    grads, info = jax.lax.switch(k_index, [grad_fn(k) for k in k_values], operand)
+    return grads, info, jnp.asarray(k_values)[k_index]
 
 
-def _critic_grads(state: SORLState, batch: dict, rng: jax.Array):
+def update_draws(config, batch: dict, rng: jax.Array) -> dict:
+    """Every random input of one update: the critic's k (as an index into 1, 2, 4, ..., M_BTT)
+    and TD-target noise, the actor's k and its `actor_draws`. `update` is
+    `update_from_draws(state, batch, update_draws(config, batch, rng))`."""
+    num_k = len(_k_values(config))
+    critic_rng, actor_rng = jax.random.split(rng)
+    critic_k_rng, noise_rng = jax.random.split(critic_rng)
+    actor_k_rng, draw_rng = jax.random.split(actor_rng)
+    return {
+        "critic_k_index": jax.random.randint(critic_k_rng, (), 0, num_k),
+        "critic_noise": jax.random.normal(noise_rng, batch["actions"].shape),
+        "actor_k_index": jax.random.randint(actor_k_rng, (), 0, num_k),
+        "actor": actor_draws(config, batch, draw_rng),
+    }
+
+
+def _critic_grads(state: SORLState, batch: dict, draws: dict):
     """Critic-loss gradients: released w.r.t. {actor, critic}; clean w.r.t. {critic} only."""
     config, action_dim = state.config, state.action_dim
-    k_rng, noise_rng = jax.random.split(rng)
-    noise = jax.random.normal(noise_rng, batch["actions"].shape)
+    noise = draws["critic_noise"]
     target_critic = state.target_params["critic"]
     released = config["update_semantics"] == "released"
 
@@ -475,32 +488,25 @@ def _critic_grads(state: SORLState, batch: dict, rng: jax.Array):
 
         return run
 
-    grads, info, k = _switch_k(config, k_rng, grad_fn, state.params)
+    grads, info, k = _switch_k(config, draws["critic_k_index"], grad_fn, state.params)
     info["critic/k"] = k
     return grads, info
 
 
-def _actor_grads(state: SORLState, params: dict, batch: dict, rng: jax.Array):
-    """Actor-loss gradients w.r.t. `params["actor"]`.
-
-    The Q loss reads the critic from before this update's critic step under released semantics
-    (the released code's actor loss reads `self.network`, the agent as the update began), the
-    critic just updated (`params["critic"]`) under clean semantics.
-    """
+def _actor_grads(state: SORLState, actor_params, critic_params, batch: dict, draws: dict):
+    """Actor-loss gradients w.r.t. `actor_params`, the Q loss reading `critic_params`."""
     config, action_dim = state.config, state.action_dim
-    k_rng, draw_rng = jax.random.split(rng)
-    draws = actor_draws(config, batch, draw_rng)
     target_actor = state.target_params["actor"]
-    released = config["update_semantics"] == "released"
-    critic = state.params["critic"] if released else params["critic"]
 
     def grad_fn(k):
         def loss_fn(actor):
-            return actor_loss(config, action_dim, actor, critic, target_actor, batch, draws, k)
+            return actor_loss(
+                config, action_dim, actor, critic_params, target_actor, batch, draws["actor"], k
+            )
 
         return jax.grad(loss_fn, has_aux=True)
 
-    grads, info, k = _switch_k(config, k_rng, grad_fn, params["actor"])
+    grads, info, k = _switch_k(config, draws["actor_k_index"], grad_fn, actor_params)
     info["actor/k"] = k
     return grads, info
 
@@ -535,10 +541,15 @@ def _update_vmap(axis_size: int, in_batched, state, batch, rng):
 
 
 def _update(state: SORLState, batch: dict, rng: jax.Array) -> tuple[SORLState, dict]:
+    return update_from_draws(state, batch, update_draws(state.config, batch, rng))
+
+
+def update_from_draws(state: SORLState, batch: dict, draws: dict) -> tuple[SORLState, dict]:
+    """`update` with its random inputs given (see `update_draws`), e.g. to replay another
+    code's draws."""
     config = state.config
     tx = _optimizer(config)
-    critic_rng, actor_rng = jax.random.split(rng)
-    critic_grads, info = _critic_grads(state, batch, critic_rng)
+    critic_grads, info = _critic_grads(state, batch, draws)
     if config["update_semantics"] == "released":
         grads = critic_grads  # actor part: the TD target's gradient through next actions
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -546,7 +557,12 @@ def _update(state: SORLState, batch: dict, rng: jax.Array) -> tuple[SORLState, d
         info["critic/grad_norm"] = optax.global_norm(grads)
         info["critic/actor_grad_norm"] = optax.global_norm(grads["actor"])
 
-        actor_grads, actor_info = _actor_grads(state, params, batch, actor_rng)
+        # The actor step differentiates the actor the critic step produced, while its Q loss
+        # reads the critic from BEFORE the critic step (the released code reads it through the
+        # agent as it was when the update began).
+        actor_grads, actor_info = _actor_grads(
+            state, params["actor"], state.params["critic"], batch, draws
+        )
         zero_critic = jax.tree_util.tree_map(jnp.zeros_like, params["critic"])
         grads = {"actor": actor_grads, "critic": zero_critic}
         updates, opt_state = tx.update(grads, opt_state, params)
@@ -564,7 +580,9 @@ def _update(state: SORLState, batch: dict, rng: jax.Array) -> tuple[SORLState, d
         info["critic/grad_norm"] = optax.global_norm(critic_grads["critic"])
         info["critic/actor_grad_norm"] = jnp.zeros(())  # next actions under stop_gradient
 
-        actor_grads, actor_info = _actor_grads(state, params, batch, actor_rng)
+        actor_grads, actor_info = _actor_grads(
+            state, params["actor"], params["critic"], batch, draws
+        )
         updates, actor_opt = tx.update(actor_grads, state.opt_state["actor"], params["actor"])
         new_params = {**params, "actor": optax.apply_updates(params["actor"], updates)}
         opt_state = {"actor": actor_opt, "critic": critic_opt}

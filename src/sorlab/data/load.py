@@ -4,6 +4,7 @@ Rewards come from ogbench's own loader and relabelling. Evaluation envs use
 `success_timing='post'`: ogbench >= 1.2.0 scores a singletask step by the state before the action,
 ogbench 1.1.0 (which the SORL and FQL papers used) by the state after it. The relabelling of the
 data is the same in both versions (rewards from each transition's current state).
+Actions are returned as stored; the trainer clips them (`sorlab train --action-clip-eps`).
 """
 
 from __future__ import annotations
