@@ -680,4 +680,6 @@ __all__ = [
     "step_level",
     "target_velocity",
     "update",
+    "update_draws",
+    "update_from_draws",
 ]
