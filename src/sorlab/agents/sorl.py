@@ -23,6 +23,11 @@ switch:
   log2(k) even beyond the levels seen in training (0 ... log2 M), as in the released code, which
   passes the raw log2(k) (e.g. 4 for 16 steps after training with M = 8). True caps it at
   log2(M): steps finer than 1/M then use the flow-matching (instantaneous velocity) level.
+- `shared_k_across_seeds: False`: each update draws its two k (TD target, Q loss) from the
+  update's own key, as the released code. True draws them from a stream of the update step
+  alone, the same for every seed: seeds trained as one vmapped program (`sorlab train --seeds`)
+  then take one `lax.switch` branch together and run side by side, and each seed equals a
+  single-seed run with the same setting (all other draws stay the seed's own).
 
 The maths lives in small module-level functions (interpolate, target_velocity, euler_sample,
 consistency_levels, self_consistency_target, q_loss, select_best) that the tests check directly.
@@ -101,6 +106,8 @@ def default_config(env_name: str = "") -> dict:
         "critic_k_input": True,
         "cap_sampling_level": False,
         "update_semantics": "released",
+        # True: k drawn from a stream of the step alone, shared by the seeds of a vmapped group.
+        "shared_k_across_seeds": False,
         **env_defaults(env_name),
     }
 
@@ -225,6 +232,10 @@ def check_config(config: dict) -> None:
         )
     if config["q_agg"] not in Q_AGGS:
         raise ValueError(f"q_agg must be one of {Q_AGGS}, got {config['q_agg']!r}")
+    if not isinstance(config["shared_k_across_seeds"], bool):
+        raise ValueError(
+            f"shared_k_across_seeds must be true or false, got {config['shared_k_across_seeds']!r}"
+        )
     for key in ("denoise_timesteps", "max_k_backprop"):
         try:
             step_level(config[key])
@@ -440,19 +451,21 @@ def actor_loss(
     }
 
 
-def _switch_k(config, rng: jax.Array, grad_fn: Callable[[int], Callable], operand):
+def _switch_k(config, rng: jax.Array, grad_fn: Callable[[int], Callable], operand, idx=None):
     """Draw k ~ U{1, 2, 4, ..., M_BTT} and run `grad_fn(k)(operand)` for that k only.
 
     Each branch is a whole forward + backward pass with k static (its k Euler steps unrolled),
     and lax.switch executes only the drawn branch, so no work is spent on the other k.
+    `idx` (an index into the k values, see shared_k_indices) replaces the draw from `rng`.
     """
     k_values = _k_values(config)
-    idx = jax.random.randint(rng, (), 0, len(k_values))
+    if idx is None:
+        idx = jax.random.randint(rng, (), 0, len(k_values))
     grads, info = jax.lax.switch(idx, [grad_fn(k) for k in k_values], operand)
     return grads, info, jnp.asarray(k_values)[idx]
 
 
-def _critic_grads(state: SORLState, batch: dict, rng: jax.Array):
+def _critic_grads(state: SORLState, batch: dict, rng: jax.Array, k_idx=None):
     """Critic-loss gradients: released w.r.t. {actor, critic}; clean w.r.t. {critic} only."""
     config, action_dim = state.config, state.action_dim
     k_rng, noise_rng = jax.random.split(rng)
@@ -473,12 +486,12 @@ def _critic_grads(state: SORLState, batch: dict, rng: jax.Array):
 
         return run
 
-    grads, info, k = _switch_k(config, k_rng, grad_fn, state.params)
+    grads, info, k = _switch_k(config, k_rng, grad_fn, state.params, k_idx)
     info["critic/k"] = k
     return grads, info
 
 
-def _actor_grads(state: SORLState, params: dict, batch: dict, rng: jax.Array):
+def _actor_grads(state: SORLState, params: dict, batch: dict, rng: jax.Array, k_idx=None):
     """Actor-loss gradients w.r.t. the actor, reading the critic at `params["critic"]`."""
     config, action_dim = state.config, state.action_dim
     k_rng, draw_rng = jax.random.split(rng)
@@ -493,7 +506,7 @@ def _actor_grads(state: SORLState, params: dict, batch: dict, rng: jax.Array):
 
         return jax.grad(loss_fn, has_aux=True)
 
-    grads, info, k = _switch_k(config, k_rng, grad_fn, params["actor"])
+    grads, info, k = _switch_k(config, k_rng, grad_fn, params["actor"], k_idx)
     info["actor/k"] = k
     return grads, info
 
@@ -506,32 +519,64 @@ def update(state: SORLState, batch: dict, rng: jax.Array) -> tuple[SORLState, di
     """One critic step then one actor step on the same batch (pure; jit it).
 
     Under `jax.vmap` (e.g. several seeds as one program) the seeds run one after another
-    (`lax.map`): a vmapped `lax.switch` would otherwise run every k branch for every seed.
+    (`lax.map`), since a vmapped `lax.switch` would run every k branch for every seed; with
+    `shared_k_across_seeds` they share the k draw instead and run side by side (one branch).
     """
     batch = {k: jnp.asarray(v) for k, v in batch.items()}
     return _update_per_seed(state, batch, rng)
 
 
+# The key of the shared k stream: fixed, so every run with shared_k_across_seeds draws the same
+# k schedule (a function of the step alone), alone or in a group.
+SHARED_K_SEED = 0
+
+
+def shared_k_indices(config, step: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """(critic, actor) indices into the k values for the update at `step` (state.step before
+    the update), drawn from a stream of the step alone: the same for every seed."""
+    critic_key, actor_key = jax.random.split(
+        jax.random.fold_in(jax.random.PRNGKey(SHARED_K_SEED), step)
+    )
+    n = len(_k_values(config))
+    return jax.random.randint(critic_key, (), 0, n), jax.random.randint(actor_key, (), 0, n)
+
+
 @jax.custom_batching.custom_vmap
 def _update_per_seed(state: SORLState, batch: dict, rng: jax.Array):
-    return _update(state, batch, rng)
+    return _update(state, batch, rng, state.step)
 
 
 @_update_per_seed.def_vmap
 def _update_vmap(axis_size: int, in_batched, state, batch, rng):
+    in_batched = tuple(in_batched)
+    if state.config["shared_k_across_seeds"]:
+        # The seeds of a group are at the same step (the trainer steps them together), so the
+        # first seed's step gives every seed's k: an unbatched switch index, hence one branch
+        # with its work batched over the seeds.
+        step = state.step[0] if in_batched[0].step else state.step
+        axes = jax.tree_util.tree_map(lambda b: 0 if b else None, in_batched)
+        out = jax.vmap(_update, in_axes=(*axes, None))(state, batch, rng, step)
+        return out, jax.tree_util.tree_map(lambda _: True, out)
+
     def batched(x, is_batched):
         return x if is_batched else jnp.broadcast_to(x, (axis_size, *jnp.shape(x)))
 
-    args = jax.tree_util.tree_map(batched, (state, batch, rng), tuple(in_batched))
-    out = jax.lax.map(lambda a: _update(*a), args)
+    args = jax.tree_util.tree_map(batched, (state, batch, rng), in_batched)
+    out = jax.lax.map(lambda a: _update(*a, a[0].step), args)
     return out, jax.tree_util.tree_map(lambda _: True, out)
 
 
-def _update(state: SORLState, batch: dict, rng: jax.Array) -> tuple[SORLState, dict]:
+def _update(
+    state: SORLState, batch: dict, rng: jax.Array, k_step: jnp.ndarray
+) -> tuple[SORLState, dict]:
+    """The update; `k_step` is the step whose shared k stream is used (shared_k_across_seeds)."""
     config = state.config
     tx = _optimizer(config)
     critic_rng, actor_rng = jax.random.split(rng)
-    critic_grads, info = _critic_grads(state, batch, critic_rng)
+    critic_k = actor_k = None  # None: drawn from the update's own key
+    if config["shared_k_across_seeds"]:
+        critic_k, actor_k = shared_k_indices(config, k_step)
+    critic_grads, info = _critic_grads(state, batch, critic_rng, critic_k)
     if config["update_semantics"] == "released":
         grads = critic_grads  # actor part: the TD target's gradient through next actions
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -539,7 +584,7 @@ def _update(state: SORLState, batch: dict, rng: jax.Array) -> tuple[SORLState, d
         info["critic/grad_norm"] = optax.global_norm(grads)
         info["critic/actor_grad_norm"] = optax.global_norm(grads["actor"])
 
-        actor_grads, actor_info = _actor_grads(state, params, batch, actor_rng)
+        actor_grads, actor_info = _actor_grads(state, params, batch, actor_rng, actor_k)
         zero_critic = jax.tree_util.tree_map(jnp.zeros_like, params["critic"])
         grads = {"actor": actor_grads, "critic": zero_critic}
         updates, opt_state = tx.update(grads, opt_state, params)
@@ -557,7 +602,7 @@ def _update(state: SORLState, batch: dict, rng: jax.Array) -> tuple[SORLState, d
         info["critic/grad_norm"] = optax.global_norm(critic_grads["critic"])
         info["critic/actor_grad_norm"] = jnp.zeros(())  # next actions under stop_gradient
 
-        actor_grads, actor_info = _actor_grads(state, params, batch, actor_rng)
+        actor_grads, actor_info = _actor_grads(state, params, batch, actor_rng, actor_k)
         updates, actor_opt = tx.update(actor_grads, state.opt_state["actor"], params["actor"])
         new_params = {**params, "actor": optax.apply_updates(params["actor"], updates)}
         opt_state = {"actor": actor_opt, "critic": critic_opt}
