@@ -9,14 +9,19 @@ update uses), so `ratio` says how close the update gets to this machine's dense-
 XLA's cost analysis counts a conditional (`lax.switch`/`cond`) as its costliest branch and a
 while/fori loop body once: SORL's update (a switch over the drawn step count k) is counted as a
 k = M_BTT update, an upper bound on its average cost; FQL's Euler loop is counted as one step.
+With `--seeds K` the vmapped update of K seeds is also compiled on its own (`group_cost`): its
+FLOPs per group-update, and whether its HLO runs the seeds one after another (a loop of K trips
+around one seed's update) and keeps SORL's switch over k as a conditional (one branch taken).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -51,6 +56,47 @@ def _flops(compiled) -> float | None:
         analysis = analysis[0] if analysis else {}
     flops = (analysis or {}).get("flops")
     return float(flops) if flops is not None and flops > 0 else None
+
+
+def hlo_seed_facts(hlo_text: str, seeds: int) -> dict:
+    """What a compiled program's HLO says about how `seeds` vmapped seeds run.
+
+    seed_loop: a while loop of `seeds` trips that carries float arrays with the seed axis (the
+    seeds one after another; the RNG's own loops carry integers only). conditionals: how many
+    `conditional` ops are left (a vmapped switch whose index differs between seeds becomes a
+    select over every branch's results, so it leaves none).
+    """
+    seed_loop, conditionals = False, 0
+    for line in hlo_text.splitlines():
+        if " while(" in line:
+            types = line.partition(" while(")[0]
+            trips = re.search(r'known_trip_count":\{"n":"(\d+)"', line)
+            if trips and int(trips.group(1)) == seeds and f"f32[{seeds}," in types:
+                seed_loop = True
+        elif " conditional(" in line:
+            conditionals += 1
+    return {"seed_loop": seed_loop, "conditionals": conditionals}
+
+
+# The program of group_cost is never run: its FLOPs and HLO come from XLA's HLO passes, which
+# these options leave alone, while they cut the CPU backend's code generation time about 4x.
+COST_ONLY_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+def group_cost(update: Callable, state, batch: dict, keys) -> dict:
+    """FLOPs of one group-update (`update` vmapped over the stacked `state` and `keys`, the
+    batch shared) from XLA's cost analysis, with `hlo_seed_facts`. XLA counts a loop body once,
+    so where the seeds run in a loop the group's work is `seeds` times the reported FLOPs:
+    `group_gflop` is that work (a conditional still counts as its costliest branch)."""
+    import jax
+
+    seeds = int(keys.shape[0])
+    lowered = jax.jit(jax.vmap(update, in_axes=(0, None, 0))).lower(state, batch, keys)
+    compiled = lowered.compile(compiler_options=COST_ONLY_OPTIONS)
+    facts = hlo_seed_facts(compiled.as_text(), seeds)
+    flops = _flops(compiled) or 0.0
+    work = flops * (seeds if facts["seed_loop"] and seeds > 1 else 1)
+    return {"xla_group_gflop": flops / 1e9, "group_gflop": work / 1e9, **facts}
 
 
 def matmul_gflops(n: int = 1024, min_seconds: float = 0.5) -> float:
@@ -88,9 +134,13 @@ def bench_update(
     data_size: int = 100_000,
     seed: int = 0,
     seeds: int = 1,
+    flops: bool = True,
+    return_state: bool = False,
 ) -> dict:
     """Time the trainer's chunked update; with `seeds` > 1, that many seeds vmapped in one program
-    (updates_per_s then counts updates of every seed: per-seed throughput is updates_per_s_per_seed)."""
+    (updates_per_s then counts updates of every seed: per-seed throughput is updates_per_s_per_seed).
+    `flops=False` skips the FLOP counts and the matmul rate (two compilations fewer);
+    `return_state` adds the first seed's trained state under "state" (not JSON)."""
     import jax
 
     agent = get_agent(agent_name)
@@ -111,9 +161,13 @@ def bench_update(
     else:
         run_state, run_key = state, train_key
 
-    # FLOPs of one update, from XLA's cost analysis of the compiled update.
+    # FLOPs of one update (and of one group-update), from XLA's cost analysis.
     batch = {k: v[:batch_size] for k, v in data_np.items()}
-    update_flops = _flops(jax.jit(agent.update).lower(state, batch, train_key).compile())
+    update_flops, cost = None, {}
+    if flops:
+        update_flops = _flops(jax.jit(agent.update).lower(state, batch, train_key).compile())
+        if seeds > 1:
+            cost = group_cost(agent.update, run_state, batch, run_key)
 
     runner.get(updates, run_state, data, run_key, jax.numpy.int32(0))
     run_state, _, _ = jax.block_until_ready(runner(updates, run_state, data, run_key, 0))  # warm-up
@@ -122,9 +176,9 @@ def bench_update(
     seconds = time.perf_counter() - start
     updates_per_s = updates * seeds / seconds
 
-    peak = matmul_gflops()
+    peak = matmul_gflops() if flops else None
     gflops = update_flops * updates_per_s / 1e9 if update_flops else None
-    return {
+    result = {
         "agent": agent_name,
         "backend": jax.default_backend(),
         "device": jax.devices()[0].device_kind,
@@ -139,11 +193,15 @@ def bench_update(
         "update_gflop": update_flops / 1e9 if update_flops else None,
         "update_gflops": gflops,
         "matmul_gflops": peak,
-        "ratio": gflops / peak if gflops else None,
+        "ratio": gflops / peak if gflops and peak else None,
+        **cost,
         "compile_s": runner.compile_s,
         "finite": bool(jax.numpy.all(finite)),
         "flops_note": "XLA cost analysis: a conditional counts as its costliest branch, a loop body once",
     }
+    if return_state:
+        result["state"] = run_state if seeds == 1 else jax.tree.map(lambda x: x[0], run_state)
+    return result
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -161,6 +219,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE"
     )
+    parser.add_argument(
+        "--no-flops",
+        dest="flops",
+        action="store_false",
+        help="skip the FLOP counts and the matmul rate (fewer compilations)",
+    )
     add_threads_argument(parser)
 
 
@@ -176,6 +240,7 @@ def main(args: argparse.Namespace) -> int:
             overrides=args.overrides,
             env=args.env,
             seeds=args.seeds,
+            flops=args.flops,
         )
     except TrainError as err:
         print(f"sorlab bench update: error: {err}", file=sys.stderr)

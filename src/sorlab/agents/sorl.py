@@ -24,6 +24,11 @@ switch:
   log2(k) even beyond the levels seen in training (0 ... log2 M), as in the released code, which
   passes the raw log2(k) (e.g. 4 for 16 steps after training with M = 8). True caps it at
   log2(M): steps finer than 1/M then use the flow-matching (instantaneous velocity) level.
+- `shared_k_across_seeds: False`: each update draws its two k (TD target, Q loss) from the
+  update's own key, as the released code. True draws them from a stream of the update step
+  alone, the same for every seed: seeds trained as one vmapped program (`sorlab train --seeds`)
+  then take one `lax.switch` branch together and run side by side, and each seed equals a
+  single-seed run with the same setting (all other draws stay the seed's own).
 
 The maths lives in small module-level functions (interpolate, target_velocity, euler_sample,
 consistency_levels, self_consistency_target, q_loss, select_best) that the tests check directly.
@@ -102,6 +107,8 @@ def default_config(env_name: str = "") -> dict:
         "critic_k_input": True,
         "cap_sampling_level": False,
         "update_semantics": "released",
+        # True: k drawn from a stream of the step alone, shared by the seeds of a vmapped group.
+        "shared_k_across_seeds": False,
         **env_defaults(env_name),
     }
 
@@ -226,6 +233,10 @@ def check_config(config: dict) -> None:
         )
     if config["q_agg"] not in Q_AGGS:
         raise ValueError(f"q_agg must be one of {Q_AGGS}, got {config['q_agg']!r}")
+    if not isinstance(config["shared_k_across_seeds"], bool):
+        raise ValueError(
+            f"shared_k_across_seeds must be true or false, got {config['shared_k_across_seeds']!r}"
+        )
     for key in ("denoise_timesteps", "max_k_backprop"):
         try:
             step_level(config[key])
@@ -519,29 +530,61 @@ def update(state: SORLState, batch: dict, rng: jax.Array) -> tuple[SORLState, di
     """One critic step then one actor step on the same batch (pure; jit it).
 
     Under `jax.vmap` (e.g. several seeds as one program) the seeds run one after another
-    (`lax.map`): a vmapped `lax.switch` would otherwise run every k branch for every seed.
+    (`lax.map`), since a vmapped `lax.switch` would run every k branch for every seed; with
+    `shared_k_across_seeds` they share the k draw instead and run side by side (one branch).
     """
     batch = {k: jnp.asarray(v) for k, v in batch.items()}
     return _update_per_seed(state, batch, rng)
 
 
+# The key of the shared k stream: fixed, so every run with shared_k_across_seeds draws the same
+# k schedule (a function of the step alone), alone or in a group.
+SHARED_K_SEED = 0
+
+
+def shared_k_indices(config, step: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """(critic, actor) indices into the k values for the update at `step` (state.step before
+    the update), drawn from a stream of the step alone: the same for every seed."""
+    critic_key, actor_key = jax.random.split(
+        jax.random.fold_in(jax.random.PRNGKey(SHARED_K_SEED), step)
+    )
+    n = len(_k_values(config))
+    return jax.random.randint(critic_key, (), 0, n), jax.random.randint(actor_key, (), 0, n)
+
+
 @jax.custom_batching.custom_vmap
 def _update_per_seed(state: SORLState, batch: dict, rng: jax.Array):
-    return _update(state, batch, rng)
+    return _update(state, batch, rng, state.step)
 
 
 @_update_per_seed.def_vmap
 def _update_vmap(axis_size: int, in_batched, state, batch, rng):
+    in_batched = tuple(in_batched)
+    if state.config["shared_k_across_seeds"]:
+        # The seeds of a group are at the same step (the trainer steps them together), so the
+        # first seed's step gives every seed's k: an unbatched switch index, hence one branch
+        # with its work batched over the seeds.
+        step = state.step[0] if in_batched[0].step else state.step
+        axes = jax.tree_util.tree_map(lambda b: 0 if b else None, in_batched)
+        out = jax.vmap(_update, in_axes=(*axes, None))(state, batch, rng, step)
+        return out, jax.tree_util.tree_map(lambda _: True, out)
+
     def batched(x, is_batched):
         return x if is_batched else jnp.broadcast_to(x, (axis_size, *jnp.shape(x)))
 
-    args = jax.tree_util.tree_map(batched, (state, batch, rng), tuple(in_batched))
-    out = jax.lax.map(lambda a: _update(*a), args)
+    args = jax.tree_util.tree_map(batched, (state, batch, rng), in_batched)
+    out = jax.lax.map(lambda a: _update(*a, a[0].step), args)
     return out, jax.tree_util.tree_map(lambda _: True, out)
 
 
-def _update(state: SORLState, batch: dict, rng: jax.Array) -> tuple[SORLState, dict]:
-    return update_from_draws(state, batch, update_draws(state.config, batch, rng))
+def _update(
+    state: SORLState, batch: dict, rng: jax.Array, k_step: jnp.ndarray
+) -> tuple[SORLState, dict]:
+    """The update; `k_step` is the step whose shared k stream is used (shared_k_across_seeds)."""
+    draws = update_draws(state.config, batch, rng)
+    if state.config["shared_k_across_seeds"]:
+        draws["critic_k_index"], draws["actor_k_index"] = shared_k_indices(state.config, k_step)
+    return update_from_draws(state, batch, draws)
 
 
 def update_from_draws(state: SORLState, batch: dict, draws: dict) -> tuple[SORLState, dict]:
