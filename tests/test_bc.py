@@ -138,15 +138,23 @@ def test_trainer_loads_a_relabelled_npz(tmp_path):
 
 def test_trainer_clips_dataset_actions_like_the_released_code(tmp_path):
     path = tmp_path / "cube-single-play-v0.npz"
-    data = make_bandit_dataset(16)
-    data["actions"][:4] = 1.0
-    data["actions"][4:8] = -1.0
-    np.savez(path, **data)
+    rng = np.random.default_rng(0)
+    arrays = {  # cube-single's widths
+        "observations": rng.normal(size=(16, 28)),
+        "actions": rng.uniform(-1, 1, size=(16, 5)),
+        "rewards": np.zeros(16),
+        "masks": np.ones(16),
+        "next_observations": rng.normal(size=(16, 28)),
+    }
+    arrays["actions"][:4] = 1.0
+    arrays["actions"][4:8] = -1.0
+    arrays = {k: v.astype(np.float32) for k, v in arrays.items()}
+    np.savez(path, **arrays)
     clipped = load_dataset(path, task=2)
     assert clipped["actions"].max() == np.float32(1 - 1e-5)
     assert clipped["actions"].min() == np.float32(-1 + 1e-5)
     np.testing.assert_array_equal(
-        clipped["actions"][8:], data["actions"][8:].clip(-1 + 1e-5, 1 - 1e-5)
+        clipped["actions"][8:], arrays["actions"][8:].clip(-1 + 1e-5, 1 - 1e-5)
     )
     raw = load_dataset(path, task=2, action_clip_eps=0)
-    np.testing.assert_array_equal(raw["actions"], data["actions"])
+    np.testing.assert_array_equal(raw["actions"], arrays["actions"])

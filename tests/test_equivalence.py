@@ -147,6 +147,25 @@ def compare_metrics(arrays: dict, infos: list[dict], names: dict | None, skip=()
     return worst
 
 
+def compare_final_params(state, arrays, nets, target_names, atol: float) -> dict:
+    """Largest differences of the parameters and target parameters after the updates."""
+    return {
+        "params": max(
+            assert_close(state.params[n], module(arrays, "final", n, state.params[n]), n, atol)
+            for n in nets
+        ),
+        "targets": max(
+            assert_close(
+                state.target_params[n],
+                module(arrays, "final", f"target_{n}", state.params[n]),
+                f"target {n}",
+                atol,
+            )
+            for n in target_names
+        ),
+    }
+
+
 def compare_adam(arrays: dict, opt_state, names: dict, params_template: dict) -> float:
     """Adam's first and second moments and step count; `names` maps sorlab -> released."""
     adam = next(s for s in jax.tree_util.tree_leaves(opt_state, is_leaf=_is_adam) if _is_adam(s))
@@ -251,19 +270,7 @@ def test_sorl_update_matches_released(case):
         assert ks == [meta["forced_k"]] * 6
     atol = STEP_ATOL * meta["released_config"]["lr"]
     diffs = {
-        "params": max(
-            assert_close(state.params[n], module(arrays, "final", n, state.params[n]), n, atol)
-            for n in ("actor", "critic")
-        ),
-        "targets": max(
-            assert_close(
-                state.target_params[n],
-                module(arrays, "final", f"target_{n}", state.params[n]),
-                f"target {n}",
-                atol,
-            )
-            for n in ("actor", "critic")
-        ),
+        **compare_final_params(state, arrays, ("actor", "critic"), ("actor", "critic"), atol),
         "adam": compare_adam(
             arrays, state.opt_state, {"actor": "actor", "critic": "critic"}, state.params
         ),
@@ -383,19 +390,7 @@ def test_fql_family_update_matches_released(case):
     _, nets, target_names = FQL_FAMILY[case]
     atol = STEP_ATOL * meta["released_config"]["lr"]
     diffs = {
-        "params": max(
-            assert_close(state.params[n], module(arrays, "final", n, state.params[n]), n, atol)
-            for n in nets
-        ),
-        "targets": max(
-            assert_close(
-                state.target_params[n],
-                module(arrays, "final", f"target_{n}", state.params[n]),
-                f"target {n}",
-                atol,
-            )
-            for n in target_names
-        ),
+        **compare_final_params(state, arrays, nets, target_names, atol),
         "adam": compare_adam(arrays, state.opt_state, {n: n for n in nets}, state.params),
         "metrics": compare_metrics(arrays, infos, None, FQL_NOT_COMPARED),
     }

@@ -164,7 +164,8 @@ def test_nan_loss_stops_with_a_clear_error(dataset, tmp_path, capsys):
 
 def test_nan_keeps_the_last_good_checkpoint(dataset, tmp_path):
     out = tmp_path / "run"
-    train(settings(dataset, out, steps=20))
+    # Actions unclipped, so that the poisoned ones below reach the losses.
+    train(settings(dataset, out, steps=20, action_clip_eps=0.0))
     # Poison the data: finite actions too large for float32 losses, so update 21 overflows.
     poisoned = synthetic_dataset(1024)
     poisoned["actions"][:] = 1e30
@@ -172,7 +173,7 @@ def test_nan_keeps_the_last_good_checkpoint(dataset, tmp_path):
     with pytest.raises(
         DivergenceError, match=r"non-finite actor/loss \((nan|inf)\) at step 21;.*step 20"
     ):
-        train(settings(dataset, out, steps=40))
+        train(settings(dataset, out, steps=40, action_clip_eps=0.0))
     assert sorted(int(p.name) for p in (out / "checkpoints").iterdir()) == [20]
     _, state, _ = load_run(out)
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(state))
