@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -42,6 +43,10 @@ ACTION_CLIP_EPS = 1e-5
 
 class TrainError(Exception):
     """A problem with the run's inputs (agent, dataset, --set, run directory)."""
+
+
+class CheckpointWriteError(TrainError):
+    """A checkpoint could not be written (full disk, quota, read-only folder)."""
 
 
 class DivergenceError(TrainError):
@@ -391,6 +396,8 @@ def _save(manager, step: int, state, train_key, meta: dict) -> None:
     absl_logger = logging.getLogger("absl")
     level = absl_logger.level
     absl_logger.setLevel(logging.CRITICAL)  # orbax logs a failed write's traceback; we name it
+    threading.excepthook = _quiet_closed_loop  # a failed write's threads, see below
+    sys.unraisablehook = _quiet_closed_loop_unraisable
     try:
         manager.save(
             step,
@@ -403,12 +410,28 @@ def _save(manager, step: int, state, train_key, meta: dict) -> None:
     except Exception as err:  # orbax/tensorstore wrap OS errors (full disk, quota) in their own
         last = [s for s in manager.all_steps() if s != step]
         resume = f"step {max(last)}" if last else "the start"
-        raise TrainError(
+        raise CheckpointWriteError(
             f"cannot write checkpoint {step} in {manager.directory}: {_error_text(err)}; free "
             f"space there (or use another --out) and rerun: training resumes from {resume}"
         ) from None
     finally:
         absl_logger.setLevel(level)
+
+
+def _quiet_closed_loop(args) -> None:
+    """After a failed checkpoint write, orbax's worker threads may call into the asyncio loop
+    it has already closed; their 'Event loop is closed' tracebacks would bury the one-line
+    error that names the failure. Any other thread exception is printed as usual."""
+    if isinstance(args.exc_value, RuntimeError) and "Event loop is closed" in str(args.exc_value):
+        return
+    threading.__excepthook__(args)
+
+
+def _quiet_closed_loop_unraisable(args) -> None:
+    """`_quiet_closed_loop` for exceptions raised in callbacks from tensorstore's threads."""
+    if isinstance(args.exc_value, RuntimeError) and "Event loop is closed" in str(args.exc_value):
+        return
+    sys.__unraisablehook__(args)
 
 
 def _error_text(err: BaseException, limit: int = 200) -> str:
@@ -1121,6 +1144,13 @@ def main(args: argparse.Namespace) -> int:
         summaries = train_seeds(settings, seeds)
     except TrainError as err:
         print(f"sorlab train: error: {err}", file=sys.stderr)
+        if isinstance(err, CheckpointWriteError):
+            # After a failed write orbax's background threads may still call into an asyncio
+            # loop that interpreter shutdown has closed, printing tracebacks after our one
+            # line. Everything of ours is closed by now, so leave without that shutdown.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)
         return 1
     except OSError as err:  # a full disk or a read-only folder while writing logs or results
         from sorlab.rundir import describe_os_error
