@@ -1144,13 +1144,6 @@ def main(args: argparse.Namespace) -> int:
         summaries = train_seeds(settings, seeds)
     except TrainError as err:
         print(f"sorlab train: error: {err}", file=sys.stderr)
-        if isinstance(err, CheckpointWriteError):
-            # After a failed write orbax's background threads may still call into an asyncio
-            # loop that interpreter shutdown has closed, printing tracebacks after our one
-            # line. Everything of ours is closed by now, so leave without that shutdown.
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(1)
         return 1
     except OSError as err:  # a full disk or a read-only folder while writing logs or results
         from sorlab.rundir import describe_os_error
