@@ -11,13 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sorlab.errors import ConfigError  # noqa: F401
+
 # Widths of the placeholder batch `act` is traced with: whether an agent can act with an
 # (M_inf, N) does not depend on them.
 _TRACE_OBS_DIM, _TRACE_ACTION_DIM = 4, 2
-
-
-class ConfigError(ValueError):
-    """A config key or value the workflow cannot run with; the message names it."""
 
 
 def schema_message(config: dict, schema_path: str | Path) -> str:

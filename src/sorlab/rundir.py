@@ -14,13 +14,11 @@ import os
 from pathlib import Path
 from typing import IO
 
+from sorlab.errors import RunDirError  # noqa: F401
+
 LOCK_NAME = ".lock"
 # Keys `sorlab train` writes to config.json that readers of a run need.
 CONFIG_KEYS = ("agent", "agent_config", "dataset_name", "task", "seed", "obs_dim", "action_dim")
-
-
-class RunDirError(Exception):
-    """A run directory that cannot be used (busy, unwritable, damaged); the message says why."""
 
 
 def describe_os_error(err: OSError) -> str:

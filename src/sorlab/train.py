@@ -33,24 +33,13 @@ from typing import Any
 
 import numpy as np
 
+from sorlab.errors import CheckpointWriteError, DivergenceError, TrainError  # noqa: F401
 from sorlab.threads import add_threads_argument, limit_cpu_threads
 
 DATA_KEYS = ("observations", "actions", "rewards", "masks", "next_observations", "terminals")
 RELABELLED_KEYS = ("observations", "actions", "rewards", "masks", "next_observations")
 # The released SORL and FQL code clip dataset actions to [-1 + eps, 1 - eps] before training.
 ACTION_CLIP_EPS = 1e-5
-
-
-class TrainError(Exception):
-    """A problem with the run's inputs (agent, dataset, --set, run directory)."""
-
-
-class CheckpointWriteError(TrainError):
-    """A checkpoint could not be written (full disk, quota, read-only folder)."""
-
-
-class DivergenceError(TrainError):
-    """A metric or a parameter became NaN/inf; the last good checkpoint is kept."""
 
 
 # ----------------------------------------------------------------------------- configuration

@@ -8,13 +8,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from sorlab.errors import DatasetError  # noqa: F401  (raised here; imported from here by callers)
+
 # Dataset types OGBench publishes for state-based environments.
 DATASET_TYPES = ("play", "noisy", "navigate", "stitch", "explore")
 VAL_SUFFIX = "-val"
-
-
-class DatasetError(ValueError):
-    """A dataset name, file or download that cannot be used; the message names it and says why."""
 
 
 @dataclass(frozen=True)
