@@ -270,3 +270,49 @@ def test_seeds_at_different_steps_are_aligned_before_resuming_together(dataset, 
     # A seed added to the group shares no checkpoint with the others: all start afresh.
     summaries = train_seeds(settings(dataset, out, steps=40, restart_if_changed=True), [1, 2, 3])
     assert [s["resumed_from"] for s in summaries] == [0, 0, 0]
+
+
+class RecordingEvaluator:
+    """A stand-in for the real evaluator: records the steps it is called at."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def check(self, agent, agent_config, dataset, m_inf):
+        pass
+
+    def __call__(self, agent, state, config, episodes):
+        self.calls += 1
+        return {"success": 0.5, "return": -1.0}
+
+
+@pytest.mark.parametrize(("interval", "steps"), [(None, []), (0, [40]), (20, [20, 40])])
+def test_eval_interval_zero_evaluates_only_at_the_end(dataset, tmp_path, interval, steps):
+    """The CLI's `--eval-interval 0` means what the workflow's `train.eval_interval: 0` means;
+    without the flag there is no periodic evaluation."""
+    out = tmp_path / "run"
+    evaluator = RecordingEvaluator()
+    summary = train(settings(dataset, out, steps=40, eval_interval=interval), evaluator)
+    assert [int(r["step"]) for r in read_csv(out / "eval_curve.csv")] == steps
+    assert evaluator.calls == len(steps)
+    assert (summary["final_eval"] is None) == (not steps)
+
+
+def test_periodic_evaluation_needs_an_evaluator(dataset, tmp_path):
+    with pytest.raises(SettingsError, match="no evaluator"):
+        train(settings(dataset, tmp_path / "run", eval_interval=0))
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_defaults_are_the_run_settings_defaults():
+    import argparse
+    from dataclasses import fields
+
+    from sorlab.training.cli import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    required = ["--agent", "bc", "--dataset", "d.npz", "--task", "2", "--steps", "9", "--out", "o"]
+    args = parser.parse_args(required)
+    parsed = RunSettings(**{f.name: getattr(args, f.name) for f in fields(RunSettings)})
+    assert parsed == RunSettings(agent="bc", dataset="d.npz", task=2, steps=9, out="o")
