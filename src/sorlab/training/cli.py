@@ -63,7 +63,27 @@ def train(settings: RunSettings) -> dict:
     return train_seeds(settings, [settings.seed])[0]
 
 
+# Options that set a RunSettings field of their name, with its default: (flag, type, help).
+_OPTIONS = [
+    ("--eval-interval", int, "evaluate every I steps and at the end; 0: only at the end "
+     "(default: no periodic evaluation)"),
+    ("--eval-episodes", int, None),
+    ("--eval-m-inf", int, "inference steps of the periodic evaluations (default: the agent's; "
+     "SORL: its M)"),
+    ("--checkpoint-interval", int, "also at the end; 0: only at the end"),
+    ("--log-interval", int, "metrics.csv row every L steps (means)"),
+    ("--data-fraction", float, "train on this fraction of the dataset's episodes (whole "
+     "episodes, in (0, 1])"),
+    ("--data-seed", int, "seed of the episode subsampling"),
+    ("--action-clip-eps", float, "clip dataset actions to [-1 + EPS, 1 - EPS] as the released "
+     "code does (0: off)"),
+    ("--chunk", int, "updates per jitted scan call"),
+    ("--keep-checkpoints", int, "newest checkpoints kept (0: all)"),
+]  # fmt: skip
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`sorlab train`'s options; every default is RunSettings' (settings.defaults())."""
     d = defaults()
     parser.add_argument("--agent", required=True, help="agent name (sorlab.agents.AGENT_NAMES)")
     parser.add_argument("--dataset", required=True, help="dataset file PATH.npz (OGBench format)")
@@ -90,61 +110,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override an agent config key (VALUE parsed as YAML); repeatable",
     )
-    parser.add_argument(
-        "--eval-interval",
-        type=int,
-        default=d["eval_interval"],
-        help="evaluate every I steps and at the end; 0: only at the end "
-        "(default: no periodic evaluation)",
-    )
-    parser.add_argument("--eval-episodes", type=int, default=d["eval_episodes"])
-    parser.add_argument(
-        "--eval-m-inf",
-        type=int,
-        default=d["eval_m_inf"],
-        help="inference steps of the periodic evaluations (default: the agent's; SORL: its M)",
-    )
-    _add_run_arguments(parser, d)
-    add_threads_argument(parser)
-
-
-def _add_run_arguments(parser: argparse.ArgumentParser, d: dict) -> None:
-    parser.add_argument(
-        "--checkpoint-interval",
-        type=int,
-        default=d["checkpoint_interval"],
-        help="also at the end; 0: only at the end",
-    )
-    parser.add_argument(
-        "--log-interval",
-        type=int,
-        default=d["log_interval"],
-        help="metrics.csv row every L steps (means)",
-    )
-    parser.add_argument(
-        "--data-fraction",
-        type=float,
-        default=d["data_fraction"],
-        help="train on this fraction of the dataset's episodes (whole episodes, in (0, 1])",
-    )
-    parser.add_argument(
-        "--data-seed", type=int, default=d["data_seed"], help="seed of the episode subsampling"
-    )
-    parser.add_argument(
-        "--action-clip-eps",
-        type=float,
-        default=d["action_clip_eps"],
-        help="clip dataset actions to [-1 + EPS, 1 - EPS] as the released code does (0: off)",
-    )
-    parser.add_argument(
-        "--chunk", type=int, default=d["chunk"], help="updates per jitted scan call"
-    )
-    parser.add_argument(
-        "--keep-checkpoints",
-        type=int,
-        default=d["keep_checkpoints"],
-        help="newest checkpoints kept (0: all)",
-    )
+    for flag, kind, help_text in _OPTIONS:
+        default = d[flag[2:].replace("-", "_")]
+        parser.add_argument(flag, type=kind, default=default, help=help_text)
     parser.add_argument(
         "--restart-if-changed",
         action="store_true",
@@ -154,6 +122,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser, d: dict) -> None:
     parser.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no progress bar"
     )
+    add_threads_argument(parser)
 
 
 def main(args: argparse.Namespace) -> int:
