@@ -173,7 +173,10 @@ def check_resumable(run_dir: Path, config: dict) -> None:
     path = run_dir / layout.CONFIG
     if not path.is_file():
         raise TrainError(f"{str(run_dir)!r} holds checkpoints but no config.json; cannot resume")
-    old = read_run_config(run_dir)
+    try:
+        old = read_run_config(run_dir)
+    except RunDirError as err:  # damaged: --restart-if-changed starts afresh, as for a change
+        raise TrainError(str(err)) from None
     diffs = [k for k in RESUME_KEYS if old.get(k) != config.get(k)]
     old_agent = to_tuples(old.get("agent_config", {}))
     diffs += [
