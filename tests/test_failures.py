@@ -167,6 +167,9 @@ def test_damaged_config_json_is_named(dataset, tmp_path, capsys):
     config.write_text(json.dumps(broken))
     line = error_line(capsys, 1, ["evaluate", str(out)])
     assert f"{config}: lacks 'agent'" in line
+    # As the workflow runs it: a run whose config.json is damaged starts afresh.
+    assert cli.main([*train_argv(dataset, out, 20), "--restart-if-changed"]) == 0
+    assert json.loads((out / "summary.json").read_text())["resumed_from"] == 0
 
 
 # ----------------------------------------------------------------------------- writes that fail
