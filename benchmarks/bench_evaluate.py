@@ -1,6 +1,6 @@
 """Evaluation throughput: 50 cube-single episodes with SORL (M_inf 8, N 1), three ways.
 
-- ours: `sorlab.evaluate.evaluate_policy`: env slots over worker processes, one batched jitted
+- ours: `sorlab.evaluation.policy.evaluate_policy`: env slots over worker processes, one batched jitted
   policy call per step.
 - released: the released code's loop: one env, one jitted policy call per step (batch 1),
   episodes one after another.
@@ -27,8 +27,9 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from results_csv import append_rows  # noqa: E402
 
-from sorlab import evaluate as ev  # noqa: E402
 from sorlab.agents import sorl  # noqa: E402
+from sorlab.evaluation import envpool as ev  # noqa: E402
+from sorlab.evaluation.policy import evaluate_policy  # noqa: E402
 
 DATASET, TASK = "cube-single-play-v0", 2
 RESULTS = Path(__file__).parent / "results" / "evaluate.csv"
@@ -118,7 +119,7 @@ def main() -> None:
 
     rows = []
     # Warm the pool (worker start-up is not part of any timing).
-    ev.evaluate_policy(
+    evaluate_policy(
         sorl,
         state,
         DATASET,
@@ -129,7 +130,7 @@ def main() -> None:
         m_inf=args.m_inf,
         num_envs=num_envs,
     )
-    ours = ev.evaluate_policy(
+    ours = evaluate_policy(
         sorl, state, DATASET, TASK, args.episodes, args.seed, workers=args.workers, m_inf=args.m_inf
     )
     steps = int(ours["length"] * args.episodes)
@@ -137,7 +138,7 @@ def main() -> None:
     alone = mujoco_alone(args.episodes, args.seed, args.workers, num_envs)
     rows.append(("mujoco_alone", alone["wall_s"], alone["steps"], 0.0, ours["workers"]))
     ev.close_pools()
-    serial = ev.evaluate_policy(
+    serial = evaluate_policy(
         sorl,
         state,
         DATASET,

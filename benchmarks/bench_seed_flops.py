@@ -43,7 +43,7 @@ def measure(mode: str, seeds: int) -> dict:
 
     from sorlab.agents import sorl
     from sorlab.bench import group_cost, synthetic_data
-    from sorlab.train import root_keys
+    from sorlab.training.runner import root_keys
 
     config = sorl.default_config("cube-single-play-singletask-task2-v0")
     config["shared_k_across_seeds"] = mode == "shared-k"

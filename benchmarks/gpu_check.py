@@ -67,7 +67,8 @@ def main() -> int:
     import jax
 
     from sorlab.bench import bench_update
-    from sorlab.evaluate import close_pools, evaluate_policy
+    from sorlab.evaluation.envpool import close_pools
+    from sorlab.evaluation.policy import evaluate_policy
 
     backend = jax.default_backend()
     gpu_found = backend in ("gpu", "cuda", "rocm")

@@ -29,7 +29,7 @@ def test_bench_update_prints_one_json_line(capsys):
 
 
 def test_bench_update_rejects_an_unknown_key(capsys):
-    assert cli.main(["bench", "update", "--agent", "bc", "--set", "nope=1"]) == 1
+    assert cli.main(["bench", "update", "--agent", "bc", "--set", "nope=1"]) == 2
     assert "unknown config key 'nope'" in capsys.readouterr().err
 
 

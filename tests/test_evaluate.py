@@ -1,4 +1,4 @@
-"""sorlab.evaluate on the real cube-single env with a small (untrained) SORL policy."""
+"""sorlab.evaluation on the real cube-single env with a small (untrained) SORL policy."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import jax
 import numpy as np
 import pytest
 
-from sorlab import evaluate as ev
 from sorlab.agents import sorl
+from sorlab.evaluation import envpool
+from sorlab.evaluation.cli import run_settings
+from sorlab.evaluation.policy import evaluate_policy
 
 DATASET, TASK = "cube-single-play-v0", 2
 EPISODES = 4
@@ -15,7 +17,7 @@ EPISODES = 4
 
 @pytest.fixture(scope="module")
 def state():
-    config = sorl.default_config(ev.env_name(DATASET, TASK))
+    config = sorl.default_config(envpool.env_name(DATASET, TASK))
     config.update(actor_hidden_dims=(32, 32), value_hidden_dims=(32, 32))
     batch = {
         "observations": np.zeros((1, 28), np.float32),
@@ -26,16 +28,16 @@ def state():
         "terminals": np.zeros(1, np.float32),
     }
     yield sorl.init(jax.random.key(0), batch, config)
-    ev.close_pools()
+    envpool.close_pools()
 
 
 def test_vectorised_matches_one_episode_at_a_time(state):
     # Episodes side by side in two worker processes, two alternating groups of slots...
-    vectorised = ev.evaluate_policy(
+    vectorised = evaluate_policy(
         sorl, state, DATASET, TASK, EPISODES, seed=3, workers=2, m_inf=2, n=2
     )
     # ...against one env in this process running the episodes one after another.
-    sequential = ev.evaluate_policy(
+    sequential = evaluate_policy(
         sorl,
         state,
         DATASET,
@@ -58,9 +60,9 @@ def test_vectorised_matches_one_episode_at_a_time(state):
 
 
 def test_seed_changes_episodes_and_repeats(state):
-    a = ev.evaluate_policy(sorl, state, DATASET, TASK, 3, seed=0, workers=0, m_inf=1)
-    b = ev.evaluate_policy(sorl, state, DATASET, TASK, 3, seed=0, workers=0, m_inf=1)
-    c = ev.evaluate_policy(sorl, state, DATASET, TASK, 3, seed=1, workers=0, m_inf=1)
+    a = evaluate_policy(sorl, state, DATASET, TASK, 3, seed=0, workers=0, m_inf=1)
+    b = evaluate_policy(sorl, state, DATASET, TASK, 3, seed=0, workers=0, m_inf=1)
+    c = evaluate_policy(sorl, state, DATASET, TASK, 3, seed=1, workers=0, m_inf=1)
     assert a["per_episode"] == b["per_episode"]
     assert a["per_episode"]["final_obs_sum"] != c["per_episode"]["final_obs_sum"]
     # Episode i uses seed + i: seed 1's first episode is seed 0's second one.
@@ -68,7 +70,7 @@ def test_seed_changes_episodes_and_repeats(state):
 
 
 def test_result_fields(state):
-    result = ev.evaluate_policy(sorl, state, DATASET, TASK, 2, seed=0, workers=1, m_inf=4, n=1)
+    result = evaluate_policy(sorl, state, DATASET, TASK, 2, seed=0, workers=1, m_inf=4, n=1)
     for key in ("success", "return", "ms_per_action", "env_ms_per_step", "wall_s", "length"):
         assert isinstance(result[key], float), key
     assert 0.0 <= result["success"] <= 1.0
@@ -82,17 +84,17 @@ def test_result_fields(state):
 
 def test_bad_arguments_are_named(state):
     with pytest.raises(ValueError, match="episodes"):
-        ev.evaluate_policy(sorl, state, DATASET, TASK, 0, seed=0)
+        evaluate_policy(sorl, state, DATASET, TASK, 0, seed=0)
     with pytest.raises(ValueError, match="num_envs"):
-        ev.evaluate_policy(sorl, state, DATASET, TASK, 2, seed=0, num_envs=0)
+        evaluate_policy(sorl, state, DATASET, TASK, 2, seed=0, num_envs=0)
 
 
 def test_run_settings_reads_trainer_config():
     config = {"agent": "sorl", "dataset": "resources/datasets/cube-single-play-v0.npz", "task": 2}
-    assert ev.run_settings(config) == ("cube-single-play-v0", 2)
-    assert ev.run_settings({"dataset_name": "scene-play-v0", "task": 3}) == ("scene-play-v0", 3)
+    assert run_settings(config) == ("cube-single-play-v0", 2)
+    assert run_settings({"dataset_name": "scene-play-v0", "task": 3}) == ("scene-play-v0", 3)
     with pytest.raises(KeyError, match="task"):
-        ev.run_settings({"dataset": "x.npz"})
+        run_settings({"dataset": "x.npz"})
 
 
 def test_cli_names_a_bad_argument_or_run_directory(tmp_path, capsys):
@@ -100,5 +102,5 @@ def test_cli_names_a_bad_argument_or_run_directory(tmp_path, capsys):
 
     assert cli.main(["evaluate", str(tmp_path), "--num-envs", "0"]) == 2
     assert "--num-envs must be >= 1" in capsys.readouterr().err
-    assert cli.main(["evaluate", str(tmp_path / "nope")]) == 2
+    assert cli.main(["evaluate", str(tmp_path / "nope")]) == 1  # an input error
     assert "is not a run directory" in capsys.readouterr().err

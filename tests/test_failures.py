@@ -19,7 +19,7 @@ from readonly import read_only_dir
 from test_train import synthetic_dataset
 
 from sorlab import cli
-from sorlab import train as trainer
+from sorlab.training import loop
 
 DATASET = "cube-single-play-v0"
 TINY = ["actor_hidden_dims=[32,32]", "batch_size=64"]
@@ -136,7 +136,7 @@ def test_unreadable_newest_checkpoint_falls_back_to_the_older_one(dataset, tmp_p
     assert cli.main(train_argv(dataset, out, 40)) == 0
     corrupt_checkpoint(out, 40)
     capsys.readouterr()
-    line = error_line(capsys, 2, ["evaluate", str(out), "--episodes", "1"])
+    line = error_line(capsys, 1, ["evaluate", str(out), "--episodes", "1"])
     assert "checkpoint 40 of run" in line and "unreadable" in line and "--step 20" in line
 
     assert cli.main(train_argv(dataset, out, 60)) == 0
@@ -159,14 +159,17 @@ def test_damaged_config_json_is_named(dataset, tmp_path, capsys):
     capsys.readouterr()
     line = error_line(capsys, 1, train_argv(dataset, out, 40))
     assert f"{config}: unreadable" in line and "new --out" in line
-    line = error_line(capsys, 2, ["evaluate", str(out)])
+    line = error_line(capsys, 1, ["evaluate", str(out)])
     assert f"{config}: unreadable" in line
 
     broken = json.loads(text)
     del broken["agent"]
     config.write_text(json.dumps(broken))
-    line = error_line(capsys, 2, ["evaluate", str(out)])
+    line = error_line(capsys, 1, ["evaluate", str(out)])
     assert f"{config}: lacks 'agent'" in line
+    # As the workflow runs it: a run whose config.json is damaged starts afresh.
+    assert cli.main([*train_argv(dataset, out, 20), "--restart-if-changed"]) == 0
+    assert json.loads((out / "summary.json").read_text())["resumed_from"] == 0
 
 
 # ----------------------------------------------------------------------------- writes that fail
@@ -208,7 +211,7 @@ def test_eval_m_inf_is_checked_before_training(dataset, tmp_path, capsys):
     argv = ["train", "--agent", "sorl", "--dataset", str(dataset), "--task", "2", "--steps",
             "20", "--out", str(tmp_path / "run"), "--eval-interval", "10", "--eval-m-inf", "3",
             "--no-progress", "--set", *sorl]  # fmt: skip
-    line = error_line(capsys, 1, argv)
+    line = error_line(capsys, 2, argv)  # a usage error: nothing ran
     assert "--eval-m-inf 3: agent sorl cannot act with m_inf=3" in line
     assert "power of two" in line
     assert not (tmp_path / "run").exists()
@@ -221,7 +224,7 @@ def test_metrics_row_straddling_a_resume_averages_every_update(dataset, tmp_path
     argv = lambda out: train_argv(dataset, out, 40, "--checkpoint-interval", "25")  # noqa: E731
     assert cli.main(argv(tmp_path / "alone")) == 0
 
-    save = trainer._save
+    save = loop.save_checkpoint
     saved = []
 
     def interrupted_second_save(manager, step, *args):  # Ctrl-C while checkpoint 40 is written
@@ -230,11 +233,11 @@ def test_metrics_row_straddling_a_resume_averages_every_update(dataset, tmp_path
         saved.append(step)
         save(manager, step, *args)
 
-    monkeypatch.setattr(trainer, "_save", interrupted_second_save)
+    monkeypatch.setattr(loop, "save_checkpoint", interrupted_second_save)
     out = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
         cli.main(argv(out))
-    monkeypatch.setattr(trainer, "_save", save)
+    monkeypatch.setattr(loop, "save_checkpoint", save)
     (out / "metrics.csv").unlink()  # as Snakemake deletes an incomplete job's outputs
     assert cli.main(argv(out)) == 0
     assert json.loads((out / "summary.json").read_text())["resumed_from"] == 25

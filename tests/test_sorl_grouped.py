@@ -14,7 +14,8 @@ from test_train import dataset, leaves_equal, settings, tiny  # noqa: F401 (data
 
 from sorlab.agents import sorl
 from sorlab.bench import group_cost
-from sorlab.train import load_run, train, train_seeds
+from sorlab.checkpoints import load_run
+from sorlab.training.loop import train, train_seeds
 
 SEEDS = 3  # not the size of any other axis (2 critics, batch 64, ...)
 

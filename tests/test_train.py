@@ -11,16 +11,10 @@ import numpy as np
 import pytest
 
 from sorlab import cli
-from sorlab.train import (
-    DivergenceError,
-    RunSettings,
-    TrainError,
-    get_agent,
-    load_run,
-    next_boundary,
-    train,
-    train_seeds,
-)
+from sorlab.checkpoints import load_run
+from sorlab.errors import DivergenceError, RunDirError, TrainError
+from sorlab.training.loop import next_boundary, train, train_seeds
+from sorlab.training.settings import RunSettings, SettingsError, get_agent
 
 DATASET = "cube-single-play-v0"  # any OGBench name: default_config reads it
 TINY = {
@@ -108,7 +102,7 @@ def test_run_directory_layout(dataset, tmp_path):
     assert actions.shape == (3, ACTION_DIM)
     _, older, _ = load_run(out, step=20)
     assert not leaves_equal(state.params, older.params)
-    with pytest.raises(TrainError, match=r"no checkpoint at step 30; it has \[20, 40\]"):
+    with pytest.raises(RunDirError, match=r"no checkpoint at step 30; it has \[20, 40\]"):
         load_run(out, step=30)
 
 
@@ -182,7 +176,7 @@ def test_nan_keeps_the_last_good_checkpoint(dataset, tmp_path):
 def test_set_unknown_key_names_it_and_lists_the_keys(dataset, tmp_path, capsys):
     argv = ["train", "--agent", "bc", "--dataset", str(dataset), "--task", "2", "--steps", "10",
             "--out", str(tmp_path / "run"), "--set", "lr=1e-3", "actr_lr=1"]  # fmt: skip
-    assert cli.main(argv) == 1
+    assert cli.main(argv) == 2  # a usage error
     err = capsys.readouterr().err
     assert "unknown config key 'actr_lr' for agent 'bc'" in err
     assert "actor_hidden_dims" in err and "batch_size" in err
@@ -190,7 +184,7 @@ def test_set_unknown_key_names_it_and_lists_the_keys(dataset, tmp_path, capsys):
 
 
 def test_unknown_agent_and_missing_dataset_are_errors(dataset, tmp_path):
-    with pytest.raises(TrainError, match="unknown agent 'nope'"):
+    with pytest.raises(SettingsError, match="unknown agent 'nope'"):
         train(RunSettings(agent="nope", dataset=str(dataset), task=2, seed=1, steps=10, out="a"))
     missing = tmp_path / f"{DATASET}-missing" / f"{DATASET}.npz"
     with pytest.raises(TrainError, match=f"{DATASET}.npz: no such dataset file"):
@@ -230,7 +224,9 @@ def test_ogbench_file_and_periodic_evaluation_in_the_real_environment(tmp_path):
     assert cli.main(argv) == 0
     out = tmp_path / "run"
     path = tmp_path / f"{DATASET}.npz"
-    summary = train(settings(path, out, steps=20, eval_interval=10, eval_episodes=2))
+    from sorlab.training.cli import train as train_and_evaluate
+
+    summary = train_and_evaluate(settings(path, out, steps=20, eval_interval=10, eval_episodes=2))
     config = json.loads((out / "config.json").read_text())
     assert (config["obs_dim"], config["action_dim"], config["num_transitions"]) == (28, 5, 100)
     rows = read_csv(out / "eval_curve.csv")
@@ -242,7 +238,7 @@ def test_ogbench_file_and_periodic_evaluation_in_the_real_environment(tmp_path):
 
 
 def test_periodic_evaluation_uses_the_agents_inference_steps():
-    from sorlab.train import eval_m_inf
+    from sorlab.training.settings import eval_m_inf
 
     sorl, bc = get_agent("sorl"), get_agent("bc")
     config = sorl.default_config(DATASET)
@@ -274,3 +270,49 @@ def test_seeds_at_different_steps_are_aligned_before_resuming_together(dataset, 
     # A seed added to the group shares no checkpoint with the others: all start afresh.
     summaries = train_seeds(settings(dataset, out, steps=40, restart_if_changed=True), [1, 2, 3])
     assert [s["resumed_from"] for s in summaries] == [0, 0, 0]
+
+
+class RecordingEvaluator:
+    """A stand-in for the real evaluator: records the steps it is called at."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def check(self, agent, agent_config, dataset, m_inf):
+        pass
+
+    def __call__(self, agent, state, config, episodes):
+        self.calls += 1
+        return {"success": 0.5, "return": -1.0}
+
+
+@pytest.mark.parametrize(("interval", "steps"), [(None, []), (0, [40]), (20, [20, 40])])
+def test_eval_interval_zero_evaluates_only_at_the_end(dataset, tmp_path, interval, steps):
+    """The CLI's `--eval-interval 0` means what the workflow's `train.eval_interval: 0` means;
+    without the flag there is no periodic evaluation."""
+    out = tmp_path / "run"
+    evaluator = RecordingEvaluator()
+    summary = train(settings(dataset, out, steps=40, eval_interval=interval), evaluator)
+    assert [int(r["step"]) for r in read_csv(out / "eval_curve.csv")] == steps
+    assert evaluator.calls == len(steps)
+    assert (summary["final_eval"] is None) == (not steps)
+
+
+def test_periodic_evaluation_needs_an_evaluator(dataset, tmp_path):
+    with pytest.raises(SettingsError, match="no evaluator"):
+        train(settings(dataset, tmp_path / "run", eval_interval=0))
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_defaults_are_the_run_settings_defaults():
+    import argparse
+    from dataclasses import fields
+
+    from sorlab.training.cli import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    required = ["--agent", "bc", "--dataset", "d.npz", "--task", "2", "--steps", "9", "--out", "o"]
+    args = parser.parse_args(required)
+    parsed = RunSettings(**{f.name: getattr(args, f.name) for f in fields(RunSettings)})
+    assert parsed == RunSettings(agent="bc", dataset="d.npz", task=2, steps=9, out="o")

@@ -1,6 +1,6 @@
 """`sorlab bench update`: an agent's update throughput on synthetic data, as ONE JSON line.
 
-It runs the trainer's own scanned chunk (sorlab.train.ChunkRunner: batches drawn on the device
+It runs the trainer's own scanned chunk (sorlab.training.runner.ChunkRunner: batches drawn on the device
 inside a jitted `lax.scan`), so the number is what training gets. FLOPs per update come from
 XLA's cost analysis of the compiled single update; the machine's fp32 matmul rate is measured
 in the same process (a jitted loop of square matmuls at JAX's default precision, the one the
@@ -19,21 +19,15 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 import time
 from collections.abc import Callable
 
 import numpy as np
 
+from sorlab.data.transitions import example_batch
 from sorlab.threads import add_threads_argument, limit_cpu_threads
-from sorlab.train import (
-    ChunkRunner,
-    TrainError,
-    example_batch,
-    get_agent,
-    resolve_agent_config,
-    root_keys,
-)
+from sorlab.training.runner import ChunkRunner, root_keys
+from sorlab.training.settings import get_agent, resolve_agent_config
 
 
 def synthetic_data(
@@ -229,22 +223,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    """Benchmark; a bad agent or --set reaches `sorlab.cli` as a SorlabError (exit status 2)."""
     limit_cpu_threads(args.threads)
-    try:
-        result = bench_update(
-            args.agent,
-            obs_dim=args.obs_dim,
-            action_dim=args.action_dim,
-            updates=args.updates,
-            batch_size=args.batch_size,
-            overrides=args.overrides,
-            env=args.env,
-            seeds=args.seeds,
-            flops=args.flops,
-        )
-    except TrainError as err:
-        print(f"sorlab bench update: error: {err}", file=sys.stderr)
-        return 1
+    result = bench_update(
+        args.agent,
+        obs_dim=args.obs_dim,
+        action_dim=args.action_dim,
+        updates=args.updates,
+        batch_size=args.batch_size,
+        overrides=args.overrides,
+        env=args.env,
+        seeds=args.seeds,
+        flops=args.flops,
+    )
     result["threads"] = args.threads
     print(json.dumps(result))
     return 0

@@ -1,6 +1,9 @@
 """The `sorlab` command. Each subcommand lives in its own module, imported only when used.
 
-A subcommand module defines `add_arguments(parser)` and `main(args) -> int`.
+A subcommand module defines `add_arguments(parser)` and `main(args) -> int`. A SorlabError it
+raises is printed here on one line (`sorlab COMMAND: error: ...`) and exits with the error's
+`exit_code`: 2 for a wrong command line or config (as argparse's own usage errors), 1 for
+inputs or outputs that cannot be used.
 """
 
 from __future__ import annotations
@@ -9,12 +12,14 @@ import argparse
 import importlib
 import sys
 
+from sorlab.errors import SorlabError
+
 # (command words) -> (module, one-line help)
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("data", "generate"): ("sorlab.data.generate", "regenerate an OGBench dataset offline"),
     ("data", "download"): ("sorlab.data.download", "download official OGBench datasets"),
-    ("train",): ("sorlab.train", "train one (agent, dataset, task, seed) run"),
-    ("evaluate",): ("sorlab.evaluate", "evaluate a checkpoint over an (M_inf, N) grid"),
+    ("train",): ("sorlab.training.cli", "train one (agent, dataset, task, seed) run"),
+    ("evaluate",): ("sorlab.evaluation.cli", "evaluate a checkpoint over an (M_inf, N) grid"),
     ("bench", "update"): ("sorlab.bench", "measure an agent's update throughput"),
     ("report",): ("sorlab.report.cli", "aggregate results/ into tables and figures"),
 }
@@ -39,7 +44,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             module.add_arguments(parser)
             args = parser.parse_args(argv[len(words) :])
-            return int(module.main(args) or 0)
+            try:
+                return int(module.main(args) or 0)
+            except SorlabError as err:
+                print(f"{parser.prog}: error: {err}", file=sys.stderr)
+                return err.exit_code
     if argv and argv[0] not in ("-h", "--help"):
         print(f"sorlab: unknown command {' '.join(argv[:2])!r}\n", file=sys.stderr)
         print(_usage(), file=sys.stderr)

@@ -72,7 +72,8 @@ def set_items(overrides: dict) -> list[str]:
 
 def resolve(where: str, agent_name: str, dataset: str, task: int, overrides: dict) -> dict:
     """The agent config `sorlab train` will use, or ConfigError naming `where` and the key."""
-    from sorlab.train import TrainError, env_name, get_agent, resolve_agent_config
+    from sorlab.errors import TrainError
+    from sorlab.training.settings import env_name, get_agent, resolve_agent_config
 
     try:
         agent = get_agent(agent_name)
@@ -86,8 +87,8 @@ def resolve(where: str, agent_name: str, dataset: str, task: int, overrides: dic
 def check_inference(where: str, agent_name: str, agent_config: dict, points: list) -> None:
     """ConfigError if the agent cannot act with one of the (m_inf, n) points (its `act` is
     traced, not run)."""
-    from sorlab.evaluate import check_inference as trace
-    from sorlab.train import get_agent
+    from sorlab.evaluation.policy import check_inference as trace
+    from sorlab.training.settings import get_agent
 
     agent = get_agent(agent_name)
     try:

@@ -49,7 +49,7 @@ def rollout(
     """Run `episodes` evaluation episodes side by side, recording every step.
 
     Episode i resets with seed `seed + i` and draws its policy noise as `sorlab evaluate` does
-    (sorlab.evaluate.policy_fn), so its success matches the evaluator's for the same seed.
+    (sorlab.evaluation.policy.policy_fn), so its success matches the evaluator's for the same seed.
     Returns the steps concatenated episode after episode: observations, actions, rewards,
     masks (0 where the env terminated, i.e. the task was solved), terminals (1 on each
     episode's last step) and the per-episode success.
@@ -57,7 +57,7 @@ def rollout(
     import jax
 
     from sorlab.data import make_env
-    from sorlab.evaluate import policy_fn
+    from sorlab.evaluation.policy import policy_fn
 
     policy = policy_fn(agent, int(m_inf), int(n))
     root_key = jax.random.key(0)
@@ -113,7 +113,8 @@ def value_study(
     those whose return does not depend on where the episode was cut off (see
     sorlab.studies.maths.truncation_ok with `tol`).
     """
-    from sorlab.train import load_dataset, load_run
+    from sorlab.checkpoints import load_run
+    from sorlab.data.transitions import load_dataset
 
     agent, state, config = load_run(run_dir)
     agent_config = config["agent_config"]
