@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from bandit import OBS_DIM, make_bandit_dataset, mode_fractions
+from conftest import OBS_DIM, make_bandit_dataset, mode_fractions
 
 from sorlab.agents import sorl
 
