@@ -25,7 +25,7 @@ from sorlab.agents._lib.flow import (
     weighted_flow_loss,
 )
 from sorlab.agents._lib.losses import q_maximisation_loss
-from sorlab.agents._lib.state import TrainState, apply_update
+from sorlab.agents._lib.state import TrainState, actor_critic_grads, apply_update
 
 # BC coefficient per OGBench family: the FQL paper's Table 6 (FBRAC column). Its antsoccer value
 # is not published: by rule, antmaze-giant's (see fawac.ALPHA and docs/baselines.md).
@@ -87,14 +87,7 @@ def actor_loss(state: TrainState, params, batch: dict, rng: jax.Array):
 
 
 def update(state: TrainState, batch: dict, rng: jax.Array) -> tuple[TrainState, dict]:
-    critic_rng, actor_rng = jax.random.split(rng)
-
-    def loss_fn(params):
-        c_loss, c_info = critic_loss(state, params, batch, critic_rng)
-        a_loss, a_info = actor_loss(state, params, batch, actor_rng)
-        return c_loss + a_loss, {**c_info, **a_info}
-
-    grads, info = jax.grad(loss_fn, has_aux=True)(state.params)
+    grads, info = actor_critic_grads(state, batch, rng, critic_loss, actor_loss)
     info["actor/grad_norm"] = optax.global_norm(grads["actor"])
     return apply_update(state, grads), info
 

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from sorlab.agents._lib.config import insert_after, shared_config
 from sorlab.agents._lib.envs import idql_expectile, idql_value_dims
-from sorlab.agents._lib.losses import aggregate, iql_critic_loss, iql_value_loss
+from sorlab.agents._lib.losses import aggregate, iql_critic_loss, iql_forward, iql_value_loss
 from sorlab.agents._lib.state import (
     TD_BATCH_KEYS,
     TrainState,
@@ -144,14 +144,10 @@ def losses(state: TrainState, params, batch: dict, rng: jax.Array):
     actor, critic, value = _networks(config)
     obs, actions = batch["observations"], batch["actions"]
 
-    target_qs = critic.apply({"params": state.target_params["critic"]}, obs, actions)
-    v = value.apply({"params": params["value"]}, obs)
-    value_loss = iql_value_loss(target_qs, v, config["expectile"])
-
-    next_v = value.apply(
-        {"params": jax.lax.stop_gradient(params["value"])}, batch["next_observations"]
+    target_qs, v, next_v, qs = iql_forward(
+        critic, value, params, state.target_params["critic"], batch
     )
-    qs = critic.apply({"params": params["critic"]}, obs, actions)
+    value_loss = iql_value_loss(target_qs, v, config["expectile"])
     critic_loss = iql_critic_loss(qs, batch["rewards"], batch["masks"], next_v, config["discount"])
 
     k_rng, z_rng = jax.random.split(rng)

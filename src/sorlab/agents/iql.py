@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from sorlab.agents._lib import gaussian
 from sorlab.agents._lib.config import shared_config
 from sorlab.agents._lib.envs import is_manipulation, per_env
-from sorlab.agents._lib.losses import advantage_weights, iql_value_critic_losses
+from sorlab.agents._lib.losses import advantage_weights, iql_forward, iql_value_critic_losses
 from sorlab.agents._lib.state import (
     TD_BATCH_KEYS,
     TrainState,
@@ -97,12 +97,9 @@ def _loss(params: dict, state: TrainState, batch: dict) -> tuple[jnp.ndarray, di
 
     # Value: expectile regression onto the target critics' minimum; critic: TD onto V(s') with
     # the value network held fixed.
-    target_qs = nets["critic"].apply({"params": state.target_params["critic"]}, obs, actions)
-    v = nets["value"].apply({"params": params["value"]}, obs)
-    next_v = nets["value"].apply(
-        {"params": jax.lax.stop_gradient(params["value"])}, batch["next_observations"]
+    target_qs, v, next_v, qs = iql_forward(
+        nets["critic"], nets["value"], params, state.target_params["critic"], batch
     )
-    qs = nets["critic"].apply({"params": params["critic"]}, obs, actions)
     value_loss, critic_loss, q_target = iql_value_critic_losses(
         target_qs, v, qs, next_v, batch, config
     )

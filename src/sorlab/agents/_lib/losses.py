@@ -91,3 +91,16 @@ def iql_critic_loss(qs: jax.Array, rewards, masks, next_v, discount: float) -> j
     over members and batch."""
     target = jax.lax.stop_gradient(rewards + discount * masks * next_v)
     return jnp.square(qs - target).mean()
+
+
+def iql_forward(critic, value, params: dict, target_critic_params, batch: dict):
+    """The forward passes of IQL's value learning: (target Q(s, a), V(s), V(s') with the value
+    network held fixed, Q(s, a)); `params` holds "value" and "critic"."""
+    obs, actions = batch["observations"], batch["actions"]
+    target_qs = critic.apply({"params": target_critic_params}, obs, actions)
+    v = value.apply({"params": params["value"]}, obs)
+    next_v = value.apply(
+        {"params": jax.lax.stop_gradient(params["value"])}, batch["next_observations"]
+    )
+    qs = critic.apply({"params": params["critic"]}, obs, actions)
+    return target_qs, v, next_v, qs

@@ -81,3 +81,16 @@ def check_batch(example_batch: Mapping, keys: tuple[str, ...], agent: str) -> No
 
 # The transitions every actor-critic agent reads.
 TD_BATCH_KEYS = ("observations", "actions", "rewards", "masks", "next_observations")
+
+
+def actor_critic_grads(state, batch: dict, rng: jax.Array, critic_loss, actor_loss):
+    """Gradients of critic_loss + actor_loss (each `(state, params, batch, rng) -> (loss,
+    info)`, with the two halves of `rng`) in all parameters, and the merged info."""
+    critic_rng, actor_rng = jax.random.split(rng)
+
+    def loss_fn(params):
+        c_loss, c_info = critic_loss(state, params, batch, critic_rng)
+        a_loss, a_info = actor_loss(state, params, batch, actor_rng)
+        return c_loss + a_loss, {**c_info, **a_info}
+
+    return jax.grad(loss_fn, has_aux=True)(state.params)
