@@ -160,3 +160,32 @@ def test_update_vmapped_over_seeds_equals_one_seed_at_a_time(setup):
         got = jax.tree.map(lambda x, i=i: x[i], (out, metrics))
         for x, y in zip(_leaves(got), _leaves((want, want_metrics)), strict=True):
             np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=2e-4, atol=2e-5)
+
+
+def test_registry_is_jax_free_and_lists_every_agent_module():
+    """The workflow's helpers import the registry: it must not import JAX. Every module in
+    agents/ (not `_`-prefixed) is registered, and no agent module imports another agent."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, sorlab.agents as a; a.scales_at_inference('sorl'); print('jax' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    assert [n for n in AGENTS if scales_at_inference(n)] == ["sorl"]
+    folder = Path(__import__("sorlab.agents").agents.__file__).parent
+    modules = {p.stem for p in folder.glob("*.py") if not p.stem.startswith("_")}
+    assert modules == {AGENTS[n].module.rsplit(".", 1)[1] for n in AGENTS}
+    for path in [*folder.glob("*.py"), *folder.glob("_lib/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            for name in names:
+                parts = name.split(".")
+                assert not (parts[:2] == ["sorlab", "agents"] and len(parts) > 2
+                            and parts[2] != "_lib"), f"{path.name} imports {name}"  # fmt: skip
+                if isinstance(node, ast.ImportFrom) and node.module == "sorlab.agents":
+                    assert all(a.name == "_lib" for a in node.names), path.name
