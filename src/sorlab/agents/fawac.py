@@ -45,9 +45,8 @@ ALPHA = {
 
 def default_config(env_name: str) -> dict:
     return shared_config(env_name) | dict(
-        q_agg=per_env(
-            env_name, FQL_Q_AGG, "mean", "FAWAC q_agg"
-        ),  # "min" or "mean" of the 2 critics
+        # "min" or "mean" of the 2 critics
+        q_agg=per_env(env_name, FQL_Q_AGG, "mean", "FAWAC q_agg"),
         alpha=per_env(env_name, ALPHA, 1.0, "FAWAC alpha"),  # AWAC inverse temperature
         max_weight=100.0,  # clip of exp(alpha * advantage), as in IQL/AWR
         flow_steps=10,  # Euler steps for sampling
