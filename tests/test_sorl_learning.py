@@ -1,4 +1,4 @@
-"""SORL learns on the two-mode offline bandit (tests/bandit.py): with the Q loss off it imitates
+"""SORL learns on the two-mode offline bandit (tests/conftest.py): with the Q loss off it imitates
 both modes, with 1 and with 8 sampling steps; with the Q loss on it prefers the better mode."""
 
 from __future__ import annotations
