@@ -1,40 +1,16 @@
 """CAC: consistency parametrisation, consistency training loss, sampling; learns the bandit."""
 
-from functools import partial
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from bandit import make_bandit_dataset, mode_fractions
+from conftest import mode_fractions, train_chunks
 
 from sorlab.agents import cac
 
 SMALL = dict(actor_hidden_dims=(64, 64), value_hidden_dims=(64, 64))
 BANDIT = {**cac.default_config("bandit"), **SMALL}
 SIGMA_MIN = 0.002
-
-
-@partial(jax.jit, static_argnums=(0, 4))
-def _train_chunk(update, state, data, rng, steps=50):
-    def body(state, rng):
-        idx_rng, up_rng = jax.random.split(rng)
-        idx = jax.random.randint(idx_rng, (256,), 0, data["observations"].shape[0])
-        return update(state, {k: v[idx] for k, v in data.items()}, up_rng)
-
-    state, info = jax.lax.scan(body, state, jax.random.split(rng, steps))
-    return state, jax.tree_util.tree_map(lambda x: x[-1], info)
-
-
-def _train(config, chunks, seed=0):
-    data = {k: jnp.asarray(v) for k, v in make_bandit_dataset(2048, 0).items()}
-    state = cac.init(jax.random.PRNGKey(seed), {k: v[:2] for k, v in data.items()}, config)
-    rng = jax.random.PRNGKey(seed + 100)
-    info = {}
-    for _ in range(chunks):
-        rng, chunk_rng = jax.random.split(rng)
-        state, info = _train_chunk(cac.update, state, data, chunk_rng)
-    return state, info, data
 
 
 def _point_mass_net(a_star):
@@ -119,7 +95,7 @@ def test_default_config_per_environment():
 
 
 def test_cac_learns_bandit_and_prefers_good_mode():
-    state, info, data = _train(BANDIT, chunks=20)
+    state, info, data = train_chunks(cac, BANDIT, chunks=20)
     obs = data["observations"][:512]
     actions = np.asarray(cac.act(state, obs, jax.random.PRNGKey(3), m_inf=8, n=2))
     good, bad = mode_fractions(actions)
@@ -129,16 +105,3 @@ def test_cac_learns_bandit_and_prefers_good_mode():
     q = np.asarray(cac.q_value(state, obs, data["actions"][:512]))
     assert np.abs(q - np.asarray(data["rewards"][:512])).mean() < 0.1
     assert float(info["actor/q"]) > 0.8
-
-
-def test_cac_is_deterministic_under_a_seed():
-    a, _, data = _train(BANDIT, chunks=1, seed=3)
-    b, _, _ = _train(BANDIT, chunks=1, seed=3)
-    c, _, _ = _train(BANDIT, chunks=1, seed=4)
-    leaves = lambda s: jax.tree_util.tree_leaves(s.params)  # noqa: E731
-    assert all(np.array_equal(x, y) for x, y in zip(leaves(a), leaves(b), strict=True))
-    assert not all(np.array_equal(x, y) for x, y in zip(leaves(a), leaves(c), strict=True))
-    obs = data["observations"][:16]
-    np.testing.assert_array_equal(
-        cac.act(a, obs, jax.random.PRNGKey(0)), cac.act(b, obs, jax.random.PRNGKey(0))
-    )

@@ -1,40 +1,16 @@
 """IDQL: IQL losses, DDPM schedule and sampling, candidate selection; learns the bandit."""
 
-from functools import partial
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from bandit import make_bandit_dataset, mode_fractions
+from conftest import mode_fractions, train_chunks
 
 from sorlab.agents import idql
 from sorlab.networks import ResidualVectorField
 
 SMALL = dict(actor_hidden_dims=(64, 64, 64), value_hidden_dims=(64, 64))
 BANDIT = {**idql.default_config("bandit"), **SMALL, "diffusion_steps": 5}
-
-
-@partial(jax.jit, static_argnums=(0, 4))
-def _train_chunk(update, state, data, rng, steps=50):
-    def body(state, rng):
-        idx_rng, up_rng = jax.random.split(rng)
-        idx = jax.random.randint(idx_rng, (256,), 0, data["observations"].shape[0])
-        return update(state, {k: v[idx] for k, v in data.items()}, up_rng)
-
-    state, info = jax.lax.scan(body, state, jax.random.split(rng, steps))
-    return state, jax.tree_util.tree_map(lambda x: x[-1], info)
-
-
-def _train(config, chunks, seed=0):
-    data = {k: jnp.asarray(v) for k, v in make_bandit_dataset(2048, 0).items()}
-    state = idql.init(jax.random.PRNGKey(seed), {k: v[:2] for k, v in data.items()}, config)
-    rng = jax.random.PRNGKey(seed + 100)
-    info = {}
-    for _ in range(chunks):
-        rng, chunk_rng = jax.random.split(rng)
-        state, info = _train_chunk(idql.update, state, data, chunk_rng)
-    return state, info, data
 
 
 def test_default_config_follows_the_fql_appendix():
@@ -64,20 +40,6 @@ def test_residual_network_is_three_blocks_of_256_1024_256():
         ResidualVectorField((256, 1024), 5).init(
             jax.random.PRNGKey(0), jnp.zeros((1, 3)), jnp.zeros((1, 5)), jnp.zeros((1, 1))
         )
-
-
-def test_expectile_and_iql_losses():
-    diff = jnp.array([2.0, -2.0])
-    np.testing.assert_allclose(idql.expectile_loss(diff, 0.9), [0.9 * 4, 0.1 * 4], rtol=1e-6)
-    # V is pulled towards the upper expectile of min(Q1, Q2); the targets carry no gradient.
-    target_qs = jnp.array([[1.0, 0.0], [3.0, -1.0]])  # min -> [1, -1]
-    v = jnp.array([0.0, 0.0])
-    assert float(idql.iql_value_loss(target_qs, v, 0.9)) == pytest.approx((0.9 * 1 + 0.1 * 1) / 2)
-    g = jax.grad(lambda v: idql.iql_value_loss(target_qs, v, 0.9))(v)
-    np.testing.assert_allclose(g, [-0.9, 0.1], rtol=1e-6)
-    qs = jnp.array([[1.0], [2.0]])
-    loss = idql.iql_critic_loss(qs, jnp.array([1.0]), jnp.array([1.0]), jnp.array([2.0]), 0.5)
-    assert float(loss) == pytest.approx(((1 - 2) ** 2 + (2 - 2) ** 2) / 2)
 
 
 def test_vp_schedule_reaches_noise():
@@ -134,7 +96,7 @@ def test_expectile_selection_follows_importance_weights():
 
 
 def test_idql_learns_bandit_and_picks_the_good_mode():
-    state, info, data = _train(BANDIT, chunks=16)
+    state, info, data = train_chunks(idql, BANDIT, chunks=16)
     obs = data["observations"][:256]
     actions = np.asarray(idql.act(state, obs, jax.random.PRNGKey(3), m_inf=4, n=1))
     good, bad = mode_fractions(actions)
@@ -149,16 +111,3 @@ def test_idql_learns_bandit_and_picks_the_good_mode():
     )
     good1, bad1 = mode_fractions(one)
     assert bad1 > 0.05 and good > good1 + 0.3, (good1, bad1)
-
-
-def test_idql_is_deterministic_under_a_seed():
-    a, _, data = _train(BANDIT, chunks=1, seed=3)
-    b, _, _ = _train(BANDIT, chunks=1, seed=3)
-    c, _, _ = _train(BANDIT, chunks=1, seed=4)
-    leaves = lambda s: jax.tree_util.tree_leaves(s.params)  # noqa: E731
-    assert all(np.array_equal(x, y) for x, y in zip(leaves(a), leaves(b), strict=True))
-    assert not all(np.array_equal(x, y) for x, y in zip(leaves(a), leaves(c), strict=True))
-    obs = data["observations"][:16]
-    np.testing.assert_array_equal(
-        idql.act(a, obs, jax.random.PRNGKey(0)), idql.act(b, obs, jax.random.PRNGKey(0))
-    )

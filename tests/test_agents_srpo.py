@@ -1,11 +1,9 @@
 """SRPO: VP-SDE marginals, score regulariser, Q guidance; learns the bandit."""
 
-from functools import partial
-
 import jax
 import jax.numpy as jnp
 import numpy as np
-from bandit import make_bandit_dataset, mode_fractions
+from conftest import mode_fractions, train_chunks
 
 from sorlab.agents import srpo
 
@@ -13,28 +11,6 @@ SMALL = dict(
     actor_hidden_dims=(64, 64), value_hidden_dims=(64, 64), behavior_hidden_dims=(64, 64, 64)
 )
 BANDIT = {**srpo.default_config("bandit"), **SMALL}
-
-
-@partial(jax.jit, static_argnums=(0, 4))
-def _train_chunk(update, state, data, rng, steps=50):
-    def body(state, rng):
-        idx_rng, up_rng = jax.random.split(rng)
-        idx = jax.random.randint(idx_rng, (256,), 0, data["observations"].shape[0])
-        return update(state, {k: v[idx] for k, v in data.items()}, up_rng)
-
-    state, info = jax.lax.scan(body, state, jax.random.split(rng, steps))
-    return state, jax.tree_util.tree_map(lambda x: x[-1], info)
-
-
-def _train(config, chunks, seed=0):
-    data = {k: jnp.asarray(v) for k, v in make_bandit_dataset(2048, 0).items()}
-    state = srpo.init(jax.random.PRNGKey(seed), {k: v[:2] for k, v in data.items()}, config)
-    rng = jax.random.PRNGKey(seed + 100)
-    info = {}
-    for _ in range(chunks):
-        rng, chunk_rng = jax.random.split(rng)
-        state, info = _train_chunk(srpo.update, state, data, chunk_rng)
-    return state, info, data
 
 
 def test_vp_marginal_is_variance_preserving():
@@ -99,7 +75,7 @@ def test_default_config_per_environment():
 
 
 def test_srpo_learns_bandit_and_prefers_good_mode():
-    state, info, data = _train(BANDIT, chunks=16)
+    state, info, data = train_chunks(srpo, BANDIT, chunks=16)
     obs = data["observations"][:512]
     actions = np.asarray(srpo.act(state, obs, jax.random.PRNGKey(3), m_inf=2, n=4))
     good, bad = mode_fractions(actions)
@@ -109,15 +85,3 @@ def test_srpo_learns_bandit_and_prefers_good_mode():
     assert float(info["actor/behavior_loss"]) < 0.5
     # The actor is deterministic: the rng does not matter.
     np.testing.assert_array_equal(actions, srpo.act(state, obs, jax.random.PRNGKey(4)))
-
-
-def test_srpo_is_deterministic_under_a_seed():
-    a, _, data = _train(BANDIT, chunks=1, seed=3)
-    b, _, _ = _train(BANDIT, chunks=1, seed=3)
-    c, _, _ = _train(BANDIT, chunks=1, seed=4)
-    leaves = lambda s: jax.tree_util.tree_leaves(s.params)  # noqa: E731
-    assert all(np.array_equal(x, y) for x, y in zip(leaves(a), leaves(b), strict=True))
-    assert not all(np.array_equal(x, y) for x, y in zip(leaves(a), leaves(c), strict=True))
-    assert int(a.step) == 50
-    obs = data["observations"][:16]
-    np.testing.assert_array_equal(srpo.act(a, obs, None), srpo.act(b, obs, None))

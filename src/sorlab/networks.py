@@ -1,4 +1,4 @@
-"""Networks shared by the agents: MLPs, critic ensembles and flow vector fields.
+"""Every network of the agents: MLPs, critic ensembles, flow vector fields, policy networks.
 
 Initialisation and layer order follow the field's JAX offline-RL code (FQL/OGBench): Dense
 layers with variance-scaling (fan_avg, uniform) kernels, GELU, optional LayerNorm after each
@@ -124,3 +124,59 @@ class ResidualVectorField(nn.Module):
         for _ in range(self.num_blocks):
             x = x + MLP(dims[1:])(nn.LayerNorm()(x))
         return nn.Dense(self.action_dim, kernel_init=default_init())(nn.gelu(x))
+
+
+class GaussianActor(nn.Module):
+    """Returns the mean and log-std of a diagonal Gaussian over (pre-squash) actions.
+
+    As in the released FQL/OGBench code: an MLP trunk with an activated last hidden layer, a
+    mean head initialised small (`final_fc_init_scale`), and a log-std that is zero
+    (`const_std`, the IQL/ReBRAC setting), a free parameter vector (BC), or a second head;
+    log-stds are clipped to [log_std_min, log_std_max]. Densities: agents/_lib/gaussian.py.
+    """
+
+    hidden_dims: Sequence[int]
+    action_dim: int
+    layer_norm: bool = False
+    log_std_min: float = -5.0
+    log_std_max: float = 2.0
+    const_std: bool = True
+    state_dependent_std: bool = False
+    final_fc_init_scale: float = 1e-2
+
+    @nn.compact
+    def __call__(self, observations: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+        x = MLP(self.hidden_dims, activate_final=True, layer_norm=self.layer_norm)(observations)
+        means = nn.Dense(self.action_dim, kernel_init=default_init(self.final_fc_init_scale))(x)
+        if self.state_dependent_std:
+            log_stds = nn.Dense(
+                self.action_dim, kernel_init=default_init(self.final_fc_init_scale)
+            )(x)
+        elif self.const_std:
+            log_stds = jnp.zeros_like(means)
+        else:
+            log_stds = jnp.broadcast_to(
+                self.param("log_stds", nn.initializers.zeros, (self.action_dim,)), means.shape
+            )
+        return means, jnp.clip(log_stds, self.log_std_min, self.log_std_max)
+
+
+class DiracActor(nn.Module):
+    """Deterministic policy a = tanh(MLP(s)) (SRPO)."""
+
+    hidden_dims: tuple
+    action_dim: int
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, observations: jnp.ndarray) -> jnp.ndarray:
+        out = MLP((*self.hidden_dims, self.action_dim), layer_norm=self.layer_norm)(observations)
+        return jnp.tanh(out)
+
+
+def behavior_network(hidden_dims, blocks: int, action_dim: int, layer_norm: bool) -> nn.Module:
+    """IDQL's diffusion model (also SRPO's behaviour model): the residual MLP when `blocks` > 0,
+    else a plain MLP vector field."""
+    if blocks:
+        return ResidualVectorField(tuple(hidden_dims), action_dim, num_blocks=blocks)
+    return ActorVectorField(hidden_dims=hidden_dims, action_dim=action_dim, layer_norm=layer_norm)

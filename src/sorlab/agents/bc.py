@@ -13,12 +13,13 @@ import math
 from typing import Any
 
 import flax
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
-from sorlab.networks import MLP, default_init
+from sorlab.agents._lib.gaussian import gaussian_log_prob
+from sorlab.agents._lib.state import freeze_config
+from sorlab.networks import GaussianActor
 
 
 def default_config(env_name: str = "") -> dict:
@@ -33,34 +34,6 @@ def default_config(env_name: str = "") -> dict:
         "log_std_max": 2.0,
         "final_init_scale": 1e-2,  # scale of the mean layer's initialisation
     }
-
-
-def gaussian_log_prob(x: jnp.ndarray, mean: jnp.ndarray, log_std: jnp.ndarray) -> jnp.ndarray:
-    """Log-density of a diagonal Gaussian, summed over the last axis."""
-    z = (x - mean) * jnp.exp(-log_std)
-    per_dim = -0.5 * z**2 - log_std - 0.5 * math.log(2 * math.pi)
-    return per_dim.sum(-1)
-
-
-class GaussianActor(nn.Module):
-    hidden_dims: tuple[int, ...]
-    action_dim: int
-    layer_norm: bool = False
-    const_std: bool = False
-    log_std_min: float = -5.0
-    log_std_max: float = 2.0
-    final_init_scale: float = 1e-2
-
-    @nn.compact
-    def __call__(self, observations: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-        h = MLP(self.hidden_dims, activate_final=True, layer_norm=self.layer_norm)(observations)
-        mean = nn.Dense(self.action_dim, kernel_init=default_init(self.final_init_scale))(h)
-        if self.const_std:
-            log_std = jnp.zeros((self.action_dim,))
-        else:
-            log_std = self.param("log_stds", nn.initializers.zeros, (self.action_dim,))
-        log_std = jnp.clip(log_std, self.log_std_min, self.log_std_max)
-        return mean, jnp.broadcast_to(log_std, mean.shape)
 
 
 class BCState(flax.struct.PyTreeNode):
@@ -78,7 +51,7 @@ def _actor(config, action_dim: int) -> GaussianActor:
         const_std=bool(config["const_std"]),
         log_std_min=float(config["log_std_min"]),
         log_std_max=float(config["log_std_max"]),
-        final_init_scale=float(config["final_init_scale"]),
+        final_fc_init_scale=float(config["final_init_scale"]),
     )
 
 
@@ -86,15 +59,8 @@ def _optimizer(config) -> optax.GradientTransformation:
     return optax.adam(config["lr"])
 
 
-def _freeze(config: dict) -> flax.core.FrozenDict:
-    # Lists (e.g. from YAML) become tuples so that the static config is hashable.
-    return flax.core.FrozenDict(
-        {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
-    )
-
-
 def init(rng: jax.Array, example_batch: dict, config: dict) -> BCState:
-    config = _freeze(config)
+    config = freeze_config(config)
     action_dim = int(example_batch["actions"].shape[-1])
     params = _actor(config, action_dim).init(rng, example_batch["observations"])["params"]
     opt_state = _optimizer(config).init(params)
@@ -113,7 +79,7 @@ def update(state: BCState, batch: dict, rng: jax.Array) -> tuple[BCState, dict]:
         mean, log_std = _actor(state.config, state.action_dim).apply(
             {"params": params}, batch["observations"]
         )
-        log_prob = gaussian_log_prob(batch["actions"], mean, log_std)
+        log_prob = gaussian_log_prob(batch["actions"], mean, log_std, log_2pi=math.log(2 * math.pi))
         loss = -log_prob.mean()
         info = {
             "actor/loss": loss,

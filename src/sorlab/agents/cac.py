@@ -16,17 +16,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from sorlab.agents._fql_common import (
-    TrainState,
-    apply_update,
-    check_batch,
-    create_state,
-    discount_for,
-    per_env,
-)
-from sorlab.agents.fawac import Q_AGG, aggregate
-from sorlab.agents.fbrac import q_maximisation_loss
-from sorlab.networks import ActorVectorField, Value
+from sorlab.agents._lib.config import shared_config
+from sorlab.agents._lib.envs import FQL_Q_AGG, per_env
+from sorlab.agents._lib.flow import critic_q_value, flow_networks, init_actor_critic
+from sorlab.agents._lib.losses import aggregate, q_maximisation_loss, td_loss, td_target
+from sorlab.agents._lib.state import TrainState, actor_critic_grads, apply_update
 
 # Weight of the Q loss per OGBench family: the FQL paper's Table 6 (CAC column). Its antsoccer
 # value is not published: by rule, antmaze-giant's (see fawac.ALPHA and docs/baselines.md).
@@ -42,21 +36,12 @@ ETA = {
     "puzzle-3x3-play": 0.01,
     "puzzle-4x4-play": 0.01,
 }
-BATCH_KEYS = ("observations", "actions", "rewards", "masks", "next_observations")
 SIGMA_DATA = 0.5
 
 
 def default_config(env_name: str) -> dict:
-    return dict(
-        lr=3e-4,
-        batch_size=256,
-        actor_hidden_dims=(512, 512, 512, 512),
-        value_hidden_dims=(512, 512, 512, 512),
-        layer_norm=True,  # critics
-        actor_layer_norm=False,
-        discount=discount_for(env_name),
-        tau=0.005,
-        q_agg=per_env(env_name, Q_AGG, "mean", "CAC q_agg"),
+    return shared_config(env_name) | dict(
+        q_agg=per_env(env_name, FQL_Q_AGG, "mean", "CAC q_agg"),
         eta=per_env(env_name, ETA, 1.0, "CAC eta"),  # weight of the Q loss
         # FQL paper, App. E.2: gradient clipping 5, no Q normalisation, max-Q backup.
         grad_clip=5.0,  # global-norm clipping of the one Adam step
@@ -131,18 +116,8 @@ def consistency_sample(net_fn, observations, rng, action_dim: int, sigmas, sigma
 # Agent interface
 
 
-def _networks(config):
-    actor = ActorVectorField(
-        hidden_dims=config["actor_hidden_dims"],
-        action_dim=config["action_dim"],
-        layer_norm=config["actor_layer_norm"],
-    )
-    critic = Value(hidden_dims=config["value_hidden_dims"], layer_norm=config["layer_norm"])
-    return actor, critic
-
-
 def sample_policy(config, actor_params, observations: jax.Array, rng: jax.Array) -> jax.Array:
-    actor, _ = _networks(config)
+    actor, _ = flow_networks(config)
     sigmas = sample_sigmas(
         config["sample_steps"], config["sigma_min"], config["sigma_max"], config["rho"]
     )
@@ -157,22 +132,12 @@ def sample_policy(config, actor_params, observations: jax.Array, rng: jax.Array)
 
 
 def init(rng: jax.Array, example_batch: dict, config: dict) -> TrainState:
-    check_batch(example_batch, BATCH_KEYS, "cac")
-    config = {**config, "action_dim": int(example_batch["actions"].shape[-1])}
-    actor, critic = _networks(config)
-    obs = jnp.asarray(example_batch["observations"][:1])
-    act = jnp.asarray(example_batch["actions"][:1])
-    actor_rng, critic_rng = jax.random.split(rng)
-    params = {
-        "actor": actor.init(actor_rng, obs, act, act[:, :1])["params"],
-        "critic": critic.init(critic_rng, obs, act)["params"],
-    }
-    return create_state(params, ("critic",), config)
+    return init_actor_critic(rng, example_batch, config, "cac")
 
 
 def critic_loss(state: TrainState, params, batch: dict, rng: jax.Array):
     config = state.config
-    _, critic = _networks(config)
+    _, critic = flow_networks(config)
     actor_params = jax.lax.stop_gradient(params["actor"])
     # Max-Q backup: K next actions per next state, each scored with the critics aggregated as
     # in training, the best one taken (K = 1: the plain TD target).
@@ -181,15 +146,14 @@ def critic_loss(state: TrainState, params, batch: dict, rng: jax.Array):
     next_actions = sample_policy(config, actor_params, next_obs, rng)
     next_qs = critic.apply({"params": state.target_params["critic"]}, next_obs, next_actions)
     next_q = aggregate(next_qs, config["q_agg"]).max(axis=0)  # (E, K, B) -> (K, B) -> (B,)
-    target = batch["rewards"] + config["discount"] * batch["masks"] * next_q
+    target = td_target(batch, config["discount"], next_q)
     qs = critic.apply({"params": params["critic"]}, batch["observations"], batch["actions"])
-    loss = jnp.square(qs - jax.lax.stop_gradient(target)).mean()
-    return loss, {"critic/loss": loss, "critic/q_mean": qs.mean(), "critic/q_max": qs.max()}
+    return td_loss(qs, target)
 
 
 def actor_loss(state: TrainState, params, batch: dict, rng: jax.Array):
     config = state.config
-    actor, critic = _networks(config)
+    actor, critic = flow_networks(config)
     n_rng, z_rng, pi_rng = jax.random.split(rng, 3)
     obs, actions = batch["observations"], batch["actions"]
     sigmas = karras_sigmas(
@@ -210,7 +174,7 @@ def actor_loss(state: TrainState, params, batch: dict, rng: jax.Array):
     q = critic.apply({"params": jax.lax.stop_gradient(params["critic"])}, obs, pi_actions).mean(
         axis=0
     )
-    q_loss = q_maximisation_loss(q, normalize=config["normalize_q_loss"])
+    q_loss = q_maximisation_loss(q, config["normalize_q_loss"], eps=1e-6)
     loss = ct_loss + config["eta"] * q_loss
     return loss, {
         "actor/loss": loss,
@@ -221,14 +185,7 @@ def actor_loss(state: TrainState, params, batch: dict, rng: jax.Array):
 
 
 def update(state: TrainState, batch: dict, rng: jax.Array) -> tuple[TrainState, dict]:
-    critic_rng, actor_rng = jax.random.split(rng)
-
-    def loss_fn(params):
-        c_loss, c_info = critic_loss(state, params, batch, critic_rng)
-        a_loss, a_info = actor_loss(state, params, batch, actor_rng)
-        return c_loss + a_loss, {**c_info, **a_info}
-
-    grads, info = jax.grad(loss_fn, has_aux=True)(state.params)
+    grads, info = actor_critic_grads(state, batch, rng, critic_loss, actor_loss)
     return apply_update(state, grads), info
 
 
@@ -242,11 +199,7 @@ def act(state: TrainState, observations, rng: jax.Array, **inference) -> jax.Arr
     return _act(state, jnp.asarray(observations), rng)
 
 
-@jax.jit
-def _q_value(state: TrainState, observations: jax.Array, actions: jax.Array) -> jax.Array:
-    _, critic = _networks(state.config)
-    qs = critic.apply({"params": state.params["critic"]}, observations, actions)
-    return aggregate(qs, state.config["q_agg"])
+_q_value = jax.jit(critic_q_value)
 
 
 def q_value(state: TrainState, observations, actions, **inference) -> jax.Array:

@@ -13,22 +13,19 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sorlab.agents._fql_common import (
-    TrainState,
-    apply_update,
-    check_batch,
-    create_state,
-    discount_for,
-    per_env,
-)
-from sorlab.agents.fawac import (
-    Q_AGG,
-    aggregate,
+from sorlab.agents._lib.config import shared_config
+from sorlab.agents._lib.envs import FQL_Q_AGG, per_env
+from sorlab.agents._lib.flow import (
+    critic_q_value,
     flow_networks,
+    flow_policy_critic_loss,
     flow_targets,
-    sample_policy,
+    init_actor_critic,
+    sample_flow_policy,
     weighted_flow_loss,
 )
+from sorlab.agents._lib.losses import q_maximisation_loss
+from sorlab.agents._lib.state import TrainState, actor_critic_grads, apply_update
 
 # BC coefficient per OGBench family: the FQL paper's Table 6 (FBRAC column). Its antsoccer value
 # is not published: by rule, antmaze-giant's (see fawac.ALPHA and docs/baselines.md).
@@ -44,63 +41,22 @@ ALPHA = {
     "puzzle-3x3-play": 100.0,
     "puzzle-4x4-play": 300.0,
 }
-BATCH_KEYS = ("observations", "actions", "rewards", "masks", "next_observations")
 
 
 def default_config(env_name: str) -> dict:
-    return dict(
-        lr=3e-4,
-        batch_size=256,
-        actor_hidden_dims=(512, 512, 512, 512),
-        value_hidden_dims=(512, 512, 512, 512),
-        layer_norm=True,  # critics
-        actor_layer_norm=False,
-        discount=discount_for(env_name),
-        tau=0.005,
-        q_agg=per_env(env_name, Q_AGG, "mean", "FBRAC q_agg"),
+    return shared_config(env_name) | dict(
+        q_agg=per_env(env_name, FQL_Q_AGG, "mean", "FBRAC q_agg"),
         alpha=per_env(env_name, ALPHA, 10.0, "FBRAC alpha"),  # BC (flow matching) coefficient
-        normalize_q_loss=False,  # divide the Q loss by stop_grad(mean |Q|)
+        normalize_q_loss=False,  # divide the Q loss by stop_grad(mean |Q| + 1e-6)
         flow_steps=10,  # Euler steps, for sampling and for backpropagation
     )
 
 
-def q_maximisation_loss(q: jax.Array, normalize: bool) -> jax.Array:
-    """-mean(Q), optionally divided by stop_grad(mean |Q|) to make alpha scale-free."""
-    loss = -q.mean()
-    if normalize:
-        loss = loss / jax.lax.stop_gradient(jnp.abs(q).mean() + 1e-6)
-    return loss
-
-
 def init(rng: jax.Array, example_batch: dict, config: dict) -> TrainState:
-    check_batch(example_batch, BATCH_KEYS, "fbrac")
-    config = {**config, "action_dim": int(example_batch["actions"].shape[-1])}
-    actor, critic = flow_networks(config)
-    obs = jnp.asarray(example_batch["observations"][:1])
-    act = jnp.asarray(example_batch["actions"][:1])
-    actor_rng, critic_rng = jax.random.split(rng)
-    params = {
-        "actor": actor.init(actor_rng, obs, act, act[:, :1])["params"],
-        "critic": critic.init(critic_rng, obs, act)["params"],
-    }
-    return create_state(params, ("critic",), config)
+    return init_actor_critic(rng, example_batch, config, "fbrac")
 
 
-def critic_loss(state: TrainState, params, batch: dict, rng: jax.Array):
-    """TD loss; next actions from the current flow policy (no gradient)."""
-    config = state.config
-    _, critic = flow_networks(config)
-    actor_params = jax.lax.stop_gradient(params["actor"])
-    next_actions = sample_policy(config, actor_params, batch["next_observations"], rng)
-    next_qs = critic.apply(
-        {"params": state.target_params["critic"]}, batch["next_observations"], next_actions
-    )
-    target = batch["rewards"] + config["discount"] * batch["masks"] * aggregate(
-        next_qs, config["q_agg"]
-    )
-    qs = critic.apply({"params": params["critic"]}, batch["observations"], batch["actions"])
-    loss = jnp.square(qs - jax.lax.stop_gradient(target)).mean()
-    return loss, {"critic/loss": loss, "critic/q_mean": qs.mean(), "critic/q_max": qs.max()}
+critic_loss = flow_policy_critic_loss
 
 
 def actor_loss(state: TrainState, params, batch: dict, rng: jax.Array):
@@ -115,10 +71,12 @@ def actor_loss(state: TrainState, params, batch: dict, rng: jax.Array):
     x_t, velocity = flow_targets(x0, actions, t)
     bc_loss = weighted_flow_loss(actor.apply({"params": params["actor"]}, obs, x_t, t), velocity)
 
-    pi_actions = sample_policy(config, params["actor"], obs, pi_rng)  # gradient through all steps
+    pi_actions = sample_flow_policy(
+        config, params["actor"], obs, pi_rng
+    )  # gradient through all steps
     qs = critic.apply({"params": jax.lax.stop_gradient(params["critic"])}, obs, pi_actions)
     q = qs.mean(axis=0)
-    q_loss = q_maximisation_loss(q, config["normalize_q_loss"])
+    q_loss = q_maximisation_loss(q, config["normalize_q_loss"], eps=1e-6)
     loss = config["alpha"] * bc_loss + q_loss
     return loss, {
         "actor/loss": loss,
@@ -129,21 +87,14 @@ def actor_loss(state: TrainState, params, batch: dict, rng: jax.Array):
 
 
 def update(state: TrainState, batch: dict, rng: jax.Array) -> tuple[TrainState, dict]:
-    critic_rng, actor_rng = jax.random.split(rng)
-
-    def loss_fn(params):
-        c_loss, c_info = critic_loss(state, params, batch, critic_rng)
-        a_loss, a_info = actor_loss(state, params, batch, actor_rng)
-        return c_loss + a_loss, {**c_info, **a_info}
-
-    grads, info = jax.grad(loss_fn, has_aux=True)(state.params)
+    grads, info = actor_critic_grads(state, batch, rng, critic_loss, actor_loss)
     info["actor/grad_norm"] = optax.global_norm(grads["actor"])
     return apply_update(state, grads), info
 
 
 @jax.jit
 def _act(state: TrainState, observations: jax.Array, rng: jax.Array) -> jax.Array:
-    return sample_policy(state.config, state.params["actor"], observations, rng)
+    return sample_flow_policy(state.config, state.params["actor"], observations, rng)
 
 
 def act(state: TrainState, observations, rng: jax.Array, **inference) -> jax.Array:
@@ -151,11 +102,7 @@ def act(state: TrainState, observations, rng: jax.Array, **inference) -> jax.Arr
     return _act(state, jnp.asarray(observations), rng)
 
 
-@jax.jit
-def _q_value(state: TrainState, observations: jax.Array, actions: jax.Array) -> jax.Array:
-    _, critic = flow_networks(state.config)
-    qs = critic.apply({"params": state.params["critic"]}, observations, actions)
-    return aggregate(qs, state.config["q_agg"])
+_q_value = jax.jit(critic_q_value)
 
 
 def q_value(state: TrainState, observations, actions, **inference) -> jax.Array:

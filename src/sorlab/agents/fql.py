@@ -18,14 +18,16 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from sorlab.agents._fql_common import (
+from sorlab.agents._lib.config import shared_config
+from sorlab.agents._lib.envs import FQL_Q_AGG, per_env
+from sorlab.agents._lib.flow import euler_flow
+from sorlab.agents._lib.losses import aggregate, q_maximisation_loss
+from sorlab.agents._lib.state import (
+    TD_BATCH_KEYS,
     TrainState,
     apply_update,
     check_batch,
     create_state,
-    discount_for,
-    euler_flow,
-    per_env,
 )
 from sorlab.networks import ActorVectorField, Value
 
@@ -42,25 +44,11 @@ ALPHA = {
     "puzzle-3x3-play": 1000.0,
     "puzzle-4x4-play": 1000.0,
 }
-Q_AGG = {family: "mean" for family in ALPHA} | {
-    "antmaze-large-navigate": "min",
-    "antmaze-giant-navigate": "min",
-}
-
-BATCH_KEYS = ("observations", "actions", "rewards", "masks", "next_observations")
 
 
 def default_config(env_name: str) -> dict:
-    return dict(
-        lr=3e-4,
-        batch_size=256,
-        actor_hidden_dims=(512, 512, 512, 512),
-        value_hidden_dims=(512, 512, 512, 512),
-        layer_norm=True,  # critics
-        actor_layer_norm=False,
-        discount=discount_for(env_name),
-        tau=0.005,
-        q_agg=per_env(env_name, Q_AGG, "mean", "FQL q_agg"),
+    return shared_config(env_name) | dict(
+        q_agg=per_env(env_name, FQL_Q_AGG, "mean", "FQL q_agg"),
         alpha=per_env(env_name, ALPHA, 10.0, "FQL alpha"),  # distillation (BC) coefficient
         flow_steps=10,
         normalize_q_loss=False,  # off in the paper's runs (README)
@@ -68,15 +56,6 @@ def default_config(env_name: str) -> dict:
 
 
 # ---------------------------------------------------------------- pure loss pieces
-
-
-def aggregate(qs: jnp.ndarray, how: str) -> jnp.ndarray:
-    """Combine the critic ensemble (axis 0) with `how` in {'mean', 'min'}."""
-    if how == "min":
-        return qs.min(axis=0)
-    if how == "mean":
-        return qs.mean(axis=0)
-    raise ValueError(f"q_agg must be 'mean' or 'min', got {how!r}")
 
 
 def flow_matching_loss(pred_velocity, x0, x1) -> jnp.ndarray:
@@ -90,11 +69,8 @@ def distillation_loss(onestep_actions, flow_actions) -> jnp.ndarray:
 
 
 def q_loss(q: jnp.ndarray, normalize: bool) -> jnp.ndarray:
-    """-mean(Q), optionally divided by stop_grad(mean |Q|)."""
-    loss = -q.mean()
-    if normalize:
-        loss = jax.lax.stop_gradient(1 / jnp.abs(q).mean()) * loss
-    return loss
+    """-mean(Q), optionally times stop_grad(1 / mean |Q|) (FQL's form)."""
+    return q_maximisation_loss(q, normalize, reciprocal=True)
 
 
 # ---------------------------------------------------------------- networks
@@ -112,7 +88,7 @@ def networks(config) -> dict:
 
 
 def init(rng: jax.Array, example_batch: dict, config: dict) -> TrainState:
-    check_batch(example_batch, BATCH_KEYS, "fql")
+    check_batch(example_batch, TD_BATCH_KEYS, "fql")
     obs = jnp.asarray(example_batch["observations"][:1])
     actions = jnp.asarray(example_batch["actions"][:1])
     config = dict(config, action_dim=int(actions.shape[-1]))

@@ -6,8 +6,6 @@ Value learning is IQL's: V by expectile regression on the target critic's min, Q
 observation and picks one by the critic: `selection="argmax"` takes the highest Q (greedy, as in
 FQL's IFQL), `selection="expectile"` resamples with IDQL's importance weights
 |tau - 1(Q < V)| / |Q - V|.
-
-Also the home of the IQL loss pieces that SRPO reuses.
 """
 
 from __future__ import annotations
@@ -15,81 +13,37 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from sorlab.agents._fql_common import (
+from sorlab.agents._lib.config import insert_after, shared_config
+from sorlab.agents._lib.envs import idql_expectile, idql_value_dims
+from sorlab.agents._lib.losses import aggregate, iql_critic_loss, iql_forward, iql_value_loss
+from sorlab.agents._lib.state import (
+    TD_BATCH_KEYS,
     TrainState,
     apply_update,
     check_batch,
     create_state,
-    discount_for,
-    is_manipulation,
 )
-from sorlab.agents.fawac import aggregate
-from sorlab.networks import ActorVectorField, ResidualVectorField, Value
-
-BATCH_KEYS = ("observations", "actions", "rewards", "masks", "next_observations")
+from sorlab.networks import Value, behavior_network
 
 
 def default_config(env_name: str) -> dict:
     # N = 32 on all ten families: the FQL paper's Table 6. Networks and expectile: its
     # appendix E.2 (IDQL's residual MLP; value nets and expectile by domain).
-    return dict(
-        lr=3e-4,
-        batch_size=256,
+    config = shared_config(
+        env_name,
         actor_hidden_dims=(256, 1024, 256),  # one residual block: width 256, expansion 1024
-        actor_blocks=3,  # residual blocks of the diffusion model (0: a plain MLP)
-        value_hidden_dims=value_dims(env_name),
-        layer_norm=True,  # critics and value
-        actor_layer_norm=False,
-        discount=discount_for(env_name),
-        tau=0.005,
+        value_hidden_dims=idql_value_dims(env_name),
+    )
+    # residual blocks of the diffusion model (0: a plain MLP)
+    return insert_after(config, "actor_hidden_dims", actor_blocks=3) | dict(
         q_agg="min",  # candidates are scored by the min of the critics (as IFQL)
-        expectile=expectile_for(env_name),  # IQL expectile
+        expectile=idql_expectile(env_name),  # IQL expectile
         num_samples=32,  # candidates per observation at acting time (IDQL's N)
         selection="argmax",  # "argmax" (greedy in Q) or "expectile" (IDQL importance resampling)
         diffusion_steps=10,  # DDPM steps T
         beta_min=0.1,  # variance-preserving schedule (IDQL's vp schedule)
         beta_max=10.0,
     )
-
-
-def value_dims(env_name: str) -> tuple[int, ...]:
-    """IDQL's critic and value sizes (FQL paper, App. E.2): [256, 256] on manipulation, else
-    [512, 512]."""
-    return (256, 256) if is_manipulation(env_name) else (512, 512)
-
-
-def expectile_for(env_name: str) -> float:
-    """IDQL's expectile (FQL paper, App. E.2): 0.9 on manipulation, 0.7 on locomotion."""
-    return 0.9 if is_manipulation(env_name) else 0.7
-
-
-def behavior_network(hidden_dims, blocks: int, action_dim: int, layer_norm: bool):
-    """The diffusion model: IDQL's residual MLP when `blocks` > 0, else a plain MLP."""
-    if blocks:
-        return ResidualVectorField(tuple(hidden_dims), action_dim, num_blocks=blocks)
-    return ActorVectorField(hidden_dims=hidden_dims, action_dim=action_dim, layer_norm=layer_norm)
-
-
-# ----------------------------------------------------------------------------------------------
-# IQL pieces (shared with SRPO)
-
-
-def expectile_loss(diff: jax.Array, expectile: float) -> jax.Array:
-    """Asymmetric squared loss |expectile - 1(diff < 0)| * diff^2, elementwise (diff = Q - V)."""
-    weight = jnp.where(diff > 0, expectile, 1.0 - expectile)
-    return weight * jnp.square(diff)
-
-
-def iql_value_loss(target_qs: jax.Array, v: jax.Array, expectile: float) -> jax.Array:
-    """V regresses to the expectile of min over the target critics (no gradient into Q)."""
-    q = jax.lax.stop_gradient(target_qs.min(axis=0))
-    return expectile_loss(q - v, expectile).mean()
-
-
-def iql_critic_loss(qs: jax.Array, rewards, masks, next_v, discount: float) -> jax.Array:
-    """Q regresses to r + discount * mask * V(s') (no gradient into V)."""
-    target = jax.lax.stop_gradient(rewards + discount * masks * next_v)
-    return jnp.square(qs - target).mean()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -170,7 +124,7 @@ def _betas(config) -> jax.Array:
 
 
 def init(rng: jax.Array, example_batch: dict, config: dict) -> TrainState:
-    check_batch(example_batch, BATCH_KEYS, "idql")
+    check_batch(example_batch, TD_BATCH_KEYS, "idql")
     config = {**config, "action_dim": int(example_batch["actions"].shape[-1])}
     actor, critic, value = _networks(config)
     obs = jnp.asarray(example_batch["observations"][:1])
@@ -190,14 +144,10 @@ def losses(state: TrainState, params, batch: dict, rng: jax.Array):
     actor, critic, value = _networks(config)
     obs, actions = batch["observations"], batch["actions"]
 
-    target_qs = critic.apply({"params": state.target_params["critic"]}, obs, actions)
-    v = value.apply({"params": params["value"]}, obs)
-    value_loss = iql_value_loss(target_qs, v, config["expectile"])
-
-    next_v = value.apply(
-        {"params": jax.lax.stop_gradient(params["value"])}, batch["next_observations"]
+    target_qs, v, next_v, qs = iql_forward(
+        critic, value, params, state.target_params["critic"], batch
     )
-    qs = critic.apply({"params": params["critic"]}, obs, actions)
+    value_loss = iql_value_loss(target_qs, v, config["expectile"])
     critic_loss = iql_critic_loss(qs, batch["rewards"], batch["masks"], next_v, config["discount"])
 
     k_rng, z_rng = jax.random.split(rng)

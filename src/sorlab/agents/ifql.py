@@ -19,19 +19,18 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from sorlab.agents._fql_common import (
+from sorlab.agents._lib.config import shared_config
+from sorlab.agents._lib.envs import per_env
+from sorlab.agents._lib.flow import euler_flow
+from sorlab.agents._lib.losses import iql_forward, iql_value_critic_losses
+from sorlab.agents._lib.state import (
+    TD_BATCH_KEYS,
     TrainState,
     apply_update,
     check_batch,
     create_state,
-    discount_for,
-    euler_flow,
-    per_env,
 )
-from sorlab.agents.iql import expectile_loss
 from sorlab.networks import ActorVectorField, Value
-
-BATCH_KEYS = ("observations", "actions", "rewards", "masks", "next_observations")
 
 # Candidates N per OGBench family: the FQL paper's Table 6 (32 everywhere; antsoccer-arena 64
 # from a later paper's reprint of that table, secondary); the FQL README's example
@@ -53,15 +52,7 @@ NUM_SAMPLES = {
 def default_config(env_name: str) -> dict:
     # Expectile 0.9 and 10 flow steps on every family (released defaults); the discount and
     # the candidate count N depend on the environment.
-    return dict(
-        lr=3e-4,
-        batch_size=256,
-        actor_hidden_dims=(512, 512, 512, 512),
-        value_hidden_dims=(512, 512, 512, 512),
-        layer_norm=True,
-        actor_layer_norm=False,
-        discount=discount_for(env_name),
-        tau=0.005,
+    return shared_config(env_name) | dict(
         expectile=0.9,
         num_samples=per_env(env_name, NUM_SAMPLES, 32, "IFQL num_samples"),
         flow_steps=10,
@@ -94,7 +85,7 @@ def networks(config) -> dict:
 
 
 def init(rng: jax.Array, example_batch: dict, config: dict) -> TrainState:
-    check_batch(example_batch, BATCH_KEYS, "ifql")
+    check_batch(example_batch, TD_BATCH_KEYS, "ifql")
     obs = jnp.asarray(example_batch["observations"][:1])
     actions = jnp.asarray(example_batch["actions"][:1])
     config = dict(config, action_dim=int(actions.shape[-1]))
@@ -115,18 +106,12 @@ def _loss(params, state: TrainState, batch, rng) -> tuple[jnp.ndarray, dict]:
     config, nets = state.config, networks(state.config)
     obs, actions = batch["observations"], batch["actions"]
 
-    target_q = jnp.min(
-        nets["critic"].apply({"params": state.target_params["critic"]}, obs, actions), axis=0
+    target_qs, v, next_v, qs = iql_forward(
+        nets["critic"], nets["value"], params, state.target_params["critic"], batch
     )
-    v = nets["value"].apply({"params": params["value"]}, obs)
-    value_loss = expectile_loss(target_q - v, target_q - v, config["expectile"]).mean()
-
-    next_v = nets["value"].apply(
-        {"params": jax.lax.stop_gradient(params["value"])}, batch["next_observations"]
+    value_loss, critic_loss, q_target = iql_value_critic_losses(
+        target_qs, v, qs, next_v, batch, config
     )
-    q_target = batch["rewards"] + config["discount"] * batch["masks"] * next_v
-    qs = nets["critic"].apply({"params": params["critic"]}, obs, actions)
-    critic_loss = jnp.sum(jnp.square(qs - q_target), axis=0).mean()
 
     # Behavioural flow matching (same rng splits as the released code).
     _, actor_rng = jax.random.split(rng)

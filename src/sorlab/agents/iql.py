@@ -16,17 +16,18 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from sorlab.agents import _gaussian
-from sorlab.agents._fql_common import (
+from sorlab.agents._lib import gaussian
+from sorlab.agents._lib.config import shared_config
+from sorlab.agents._lib.envs import is_manipulation, per_env
+from sorlab.agents._lib.losses import advantage_weights, iql_forward, iql_value_critic_losses
+from sorlab.agents._lib.state import (
+    TD_BATCH_KEYS,
     TrainState,
     apply_update,
     check_batch,
     create_state,
-    discount_for,
-    is_manipulation,
-    per_env,
 )
-from sorlab.networks import Value
+from sorlab.networks import GaussianActor, Value
 
 # AWR inverse temperature `alpha` per OGBench family: the FQL paper's Table 6 (antsoccer: a later
 # paper's reprint of it, secondary); humanoidmaze-medium and visual cube-single also match the
@@ -44,38 +45,15 @@ ALPHA = {
     "puzzle-4x4-play": 3.0,
 }
 
-BATCH_KEYS = ("observations", "actions", "rewards", "masks", "next_observations")
-
 
 def default_config(env_name: str) -> dict:
-    return dict(
-        lr=3e-4,
-        batch_size=256,
-        # FQL paper, App. E.2: 4 x 256 on state-based manipulation (4 x 512 elsewhere, Table 5).
-        actor_hidden_dims=(256,) * 4 if is_manipulation(env_name) else (512,) * 4,
-        value_hidden_dims=(256,) * 4 if is_manipulation(env_name) else (512,) * 4,
-        layer_norm=True,  # critics and value
-        actor_layer_norm=False,
-        discount=discount_for(env_name),
-        tau=0.005,
+    # FQL paper, App. E.2: 4 x 256 on state-based manipulation (4 x 512 elsewhere, Table 5).
+    dims = (256,) * 4 if is_manipulation(env_name) else (512,) * 4
+    return shared_config(env_name, actor_hidden_dims=dims, value_hidden_dims=dims) | dict(
         expectile=0.9,
         alpha=per_env(env_name, ALPHA, 10.0, "IQL alpha"),  # AWR inverse temperature
         const_std=True,
     )
-
-
-# ---------------------------------------------------------------- pure loss pieces
-
-
-def expectile_loss(adv: jnp.ndarray, diff: jnp.ndarray, expectile: float) -> jnp.ndarray:
-    """Asymmetric squared loss: weight `expectile` where adv >= 0, 1 - expectile elsewhere."""
-    weight = jnp.where(adv >= 0, expectile, 1 - expectile)
-    return weight * diff**2
-
-
-def awr_weights(adv: jnp.ndarray, alpha: float, max_weight: float = 100.0) -> jnp.ndarray:
-    """Advantage weights exp(alpha * adv), clipped above at `max_weight` (released: 100)."""
-    return jnp.minimum(jnp.exp(adv * alpha), max_weight)
 
 
 # ---------------------------------------------------------------- networks
@@ -85,7 +63,7 @@ def networks(config, action_dim: int) -> dict:
     return dict(
         value=Value(config["value_hidden_dims"], layer_norm=config["layer_norm"], num_ensembles=1),
         critic=Value(config["value_hidden_dims"], layer_norm=config["layer_norm"], num_ensembles=2),
-        actor=_gaussian.GaussianActor(
+        actor=GaussianActor(
             config["actor_hidden_dims"],
             action_dim,
             layer_norm=config["actor_layer_norm"],
@@ -95,7 +73,7 @@ def networks(config, action_dim: int) -> dict:
 
 
 def init(rng: jax.Array, example_batch: dict, config: dict) -> TrainState:
-    check_batch(example_batch, BATCH_KEYS, "iql")
+    check_batch(example_batch, TD_BATCH_KEYS, "iql")
     obs = jnp.asarray(example_batch["observations"][:1])
     actions = jnp.asarray(example_batch["actions"][:1])
     config = dict(config, action_dim=int(actions.shape[-1]))
@@ -117,27 +95,21 @@ def _loss(params: dict, state: TrainState, batch: dict) -> tuple[jnp.ndarray, di
     nets = networks(config, config["action_dim"])
     obs, actions = batch["observations"], batch["actions"]
 
-    # Value: expectile regression onto the target critics' minimum.
-    target_q = jnp.min(
-        nets["critic"].apply({"params": state.target_params["critic"]}, obs, actions), axis=0
+    # Value: expectile regression onto the target critics' minimum; critic: TD onto V(s') with
+    # the value network held fixed.
+    target_qs, v, next_v, qs = iql_forward(
+        nets["critic"], nets["value"], params, state.target_params["critic"], batch
     )
-    v = nets["value"].apply({"params": params["value"]}, obs)
-    value_loss = expectile_loss(target_q - v, target_q - v, config["expectile"]).mean()
-
-    # Critic: TD onto V(s') with the value network held fixed.
-    next_v = nets["value"].apply(
-        {"params": jax.lax.stop_gradient(params["value"])}, batch["next_observations"]
+    value_loss, critic_loss, q_target = iql_value_critic_losses(
+        target_qs, v, qs, next_v, batch, config
     )
-    q_target = batch["rewards"] + config["discount"] * batch["masks"] * next_v
-    qs = nets["critic"].apply({"params": params["critic"]}, obs, actions)
-    critic_loss = jnp.sum(jnp.square(qs - q_target), axis=0).mean()
 
     # Actor: AWR. The released code recomputes V(s) and Q(s, a) here without gradient; the
     # forward passes above are the same numbers, so we reuse them under stop_gradient.
     adv = jax.lax.stop_gradient(jnp.min(qs, axis=0) - v)
-    weights = awr_weights(adv, config["alpha"])
+    weights = advantage_weights(adv, config["alpha"])
     means, log_stds = nets["actor"].apply({"params": params["actor"]}, obs)
-    log_prob = _gaussian.gaussian_log_prob(actions, means, log_stds)
+    log_prob = gaussian.gaussian_log_prob(actions, means, log_stds)
     actor_loss = -(weights * log_prob).mean()
 
     info = {
@@ -173,7 +145,7 @@ def update(state: TrainState, batch: dict, rng: jax.Array) -> tuple[TrainState, 
 def _act(state: TrainState, observations: jnp.ndarray, rng: jax.Array, temperature: float):
     nets = networks(state.config, state.config["action_dim"])
     means, log_stds = nets["actor"].apply({"params": state.params["actor"]}, observations)
-    return jnp.clip(_gaussian.sample(rng, means, log_stds, temperature), -1, 1)
+    return jnp.clip(gaussian.sample(rng, means, log_stds, temperature), -1, 1)
 
 
 def act(

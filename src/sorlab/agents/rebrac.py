@@ -21,17 +21,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sorlab.agents import _gaussian
-from sorlab.agents._fql_common import (
+from sorlab.agents._lib import gaussian
+from sorlab.agents._lib.config import shared_config
+from sorlab.agents._lib.envs import per_env
+from sorlab.agents._lib.state import (
+    TD_BATCH_KEYS,
     TrainState,
     apply_gradients,
     check_batch,
     create_state,
-    discount_for,
-    per_env,
     soft_update,
 )
-from sorlab.networks import Value
+from sorlab.networks import GaussianActor, Value
 
 # (alpha_actor, alpha_critic) per OGBench family: the FQL paper's Table 6 (antsoccer: a later
 # paper's reprint of it, secondary); humanoidmaze-medium and visual cube-single also match the
@@ -58,22 +59,14 @@ class ReBRACState(TrainState):
     actor_info: dict = None
 
 
-BATCH_KEYS = ("observations", "actions", "rewards", "masks", "next_observations", "next_actions")
+BATCH_KEYS = (*TD_BATCH_KEYS, "next_actions")
 
 
 def default_config(env_name: str) -> dict:
     alpha_actor, alpha_critic = per_env(
         env_name, ALPHAS, (0.0, 0.0), "ReBRAC (alpha_actor, alpha_critic)"
     )
-    return dict(
-        lr=3e-4,
-        batch_size=256,
-        actor_hidden_dims=(512, 512, 512, 512),
-        value_hidden_dims=(512, 512, 512, 512),
-        layer_norm=True,
-        actor_layer_norm=False,
-        discount=discount_for(env_name),
-        tau=0.005,
+    return shared_config(env_name) | dict(
         tanh_squash=True,
         actor_fc_scale=0.01,
         alpha_actor=alpha_actor,
@@ -127,7 +120,7 @@ def actor_objective(
 def networks(config) -> dict:
     return dict(
         critic=Value(config["value_hidden_dims"], layer_norm=config["layer_norm"], num_ensembles=2),
-        actor=_gaussian.GaussianActor(
+        actor=GaussianActor(
             config["actor_hidden_dims"],
             config["action_dim"],
             layer_norm=config["actor_layer_norm"],
@@ -159,7 +152,7 @@ def init(rng: jax.Array, example_batch: dict, config: dict) -> ReBRACState:
 
 def _policy(nets, config, actor_params, observations) -> jnp.ndarray:
     means, _ = nets["actor"].apply({"params": actor_params}, observations)
-    return _gaussian.mode(means, config["tanh_squash"])
+    return gaussian.mode(means, config["tanh_squash"])
 
 
 # ---------------------------------------------------------------- update

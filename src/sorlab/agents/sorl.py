@@ -47,6 +47,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from sorlab.agents._lib.envs import match_env
+from sorlab.agents._lib.losses import Q_AGGS, aggregate, q_maximisation_loss
+from sorlab.agents._lib.state import freeze_config, soft_update
 from sorlab.networks import ShortcutVectorField, Value
 
 # Per-environment hyperparameters of the paper (released README flags), keyed by the OGBench
@@ -66,13 +69,12 @@ ENV_DEFAULTS: dict[str, dict[str, Any]] = {
 GENERIC_ENV_DEFAULTS: dict[str, Any] = {"discount": 0.99, "q_agg": "mean", "q_loss_coef": 100.0}
 
 UPDATE_SEMANTICS = ("released", "clean")
-Q_AGGS = ("mean", "min")
 
 
 def env_defaults(env_name: str) -> dict[str, Any]:
     """The (discount, q_agg, q_loss_coef) row for `env_name` (longest matching prefix)."""
-    matches = [prefix for prefix in ENV_DEFAULTS if env_name.startswith(prefix)]
-    if not matches:
+    key = match_env(env_name, ENV_DEFAULTS, "longest_prefix")
+    if key is None:
         if env_name:
             warnings.warn(
                 f"sorl: no per-environment defaults for {env_name!r}; using the generic ones "
@@ -80,7 +82,7 @@ def env_defaults(env_name: str) -> dict[str, Any]:
                 stacklevel=2,
             )
         return dict(GENERIC_ENV_DEFAULTS)
-    return dict(ENV_DEFAULTS[max(matches, key=len)])
+    return dict(ENV_DEFAULTS[key])
 
 
 def default_config(env_name: str = "") -> dict:
@@ -176,21 +178,9 @@ def self_consistency_target(
     return (v1 + v2) / 2
 
 
-def aggregate(qs: jnp.ndarray, how: str) -> jnp.ndarray:
-    """Aggregate the ensemble axis (axis 0) with 'min' or 'mean'."""
-    if how == "min":
-        return qs.min(axis=0)
-    if how == "mean":
-        return qs.mean(axis=0)
-    raise ValueError(f"q_agg must be one of {Q_AGGS}, got {how!r}")
-
-
 def q_loss(q: jnp.ndarray, normalize: bool) -> jnp.ndarray:
-    """-mean(Q), divided by stop_grad(mean |Q|) when `normalize`."""
-    loss = -q.mean()
-    if normalize:
-        loss = loss / jax.lax.stop_gradient(jnp.abs(q).mean())
-    return loss
+    """-mean(Q), divided by stop_grad(mean |Q|) (no epsilon) when `normalize`."""
+    return q_maximisation_loss(q, normalize)
 
 
 def select_best(candidates: jnp.ndarray, scores: jnp.ndarray) -> jnp.ndarray:
@@ -209,13 +199,6 @@ class SORLState(flax.struct.PyTreeNode):
     step: jnp.ndarray
     action_dim: int = flax.struct.field(pytree_node=False)
     config: Any = flax.struct.field(pytree_node=False)  # a hashable FrozenDict
-
-
-def _freeze(config: dict) -> flax.core.FrozenDict:
-    # Lists (e.g. from YAML) become tuples so that the static config is hashable.
-    return flax.core.FrozenDict(
-        {k: tuple(v) if isinstance(v, list) else v for k, v in dict(config).items()}
-    )
 
 
 def check_config(config: dict) -> None:
@@ -279,7 +262,7 @@ def _k_values(config) -> tuple[int, ...]:
 
 def init(rng: jax.Array, example_batch: dict, config: dict) -> SORLState:
     check_config(config)
-    config = _freeze(config)
+    config = freeze_config(config)
     observations = jnp.asarray(example_batch["observations"])
     actions = jnp.asarray(example_batch["actions"])
     action_dim = int(actions.shape[-1])
@@ -522,10 +505,6 @@ def _actor_grads(state: SORLState, actor_params, critic_params, batch: dict, dra
     return grads, info
 
 
-def _soft_update(params, targets, tau: float):
-    return jax.tree_util.tree_map(lambda p, tp: p * tau + tp * (1 - tau), params, targets)
-
-
 def update(state: SORLState, batch: dict, rng: jax.Array) -> tuple[SORLState, dict]:
     """One critic step then one actor step on the same batch (pure; jit it).
 
@@ -611,7 +590,7 @@ def update_from_draws(state: SORLState, batch: dict, draws: dict) -> tuple[SORLS
         updates, opt_state = tx.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
         # Targets move toward the parameters from before this update (released code).
-        target_params = _soft_update(state.params, state.target_params, config["tau"])
+        target_params = soft_update(state.params, state.target_params, config["tau"])
     else:
         updates, critic_opt = tx.update(
             critic_grads["critic"], state.opt_state["critic"], state.params["critic"]
@@ -629,7 +608,7 @@ def update_from_draws(state: SORLState, batch: dict, draws: dict) -> tuple[SORLS
         updates, actor_opt = tx.update(actor_grads, state.opt_state["actor"], params["actor"])
         new_params = {**params, "actor": optax.apply_updates(params["actor"], updates)}
         opt_state = {"actor": actor_opt, "critic": critic_opt}
-        target_params = _soft_update(new_params, state.target_params, config["tau"])
+        target_params = soft_update(new_params, state.target_params, config["tau"])
 
     info.update(actor_info)
     info["actor/grad_norm"] = optax.global_norm(actor_grads)
@@ -700,10 +679,6 @@ def q_value(
 def _q_value(state: SORLState, observations, actions, m_inf: int) -> jnp.ndarray:
     qs = critic_values(state.config, state.params["critic"], observations, actions, m_inf)
     return aggregate(qs, state.config["q_agg"])
-
-
-def num_params(state: SORLState) -> int:
-    return sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(state.params))
 
 
 __all__ = [

@@ -15,27 +15,20 @@ docs/baselines.md):
 
 from __future__ import annotations
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from sorlab.agents._fql_common import (
+from sorlab.agents._lib.config import insert_after, shared_config
+from sorlab.agents._lib.envs import idql_expectile, idql_value_dims, per_env
+from sorlab.agents._lib.losses import aggregate, iql_critic_loss, iql_forward, iql_value_loss
+from sorlab.agents._lib.state import (
+    TD_BATCH_KEYS,
     TrainState,
     apply_update,
     check_batch,
     create_state,
-    discount_for,
-    per_env,
 )
-from sorlab.agents.fawac import aggregate
-from sorlab.agents.idql import (
-    behavior_network,
-    expectile_for,
-    iql_critic_loss,
-    iql_value_loss,
-    value_dims,
-)
-from sorlab.networks import MLP, Value
+from sorlab.networks import DiracActor, Value, behavior_network
 
 # Weight of the (unit-RMS) Q-gradient term per OGBench family: the FQL paper's Table 6 (SRPO
 # column). Its antsoccer value is not published: by rule, antmaze-giant's (see fawac.ALPHA).
@@ -51,42 +44,25 @@ BETA = {
     "puzzle-3x3-play": 0.1,
     "puzzle-4x4-play": 0.1,
 }
-BATCH_KEYS = ("observations", "actions", "rewards", "masks", "next_observations")
 
 
 def default_config(env_name: str) -> dict:
-    return dict(
-        lr=3e-4,
-        batch_size=256,
+    # Behaviour model, critic, value and expectile: IDQL's (FQL paper, App. E.2).
+    config = shared_config(
+        env_name,
         actor_hidden_dims=(512, 512, 512, 512),  # Dirac actor (size chosen: not published)
-        # Behaviour model, critic, value and expectile: IDQL's (FQL paper, App. E.2).
-        behavior_hidden_dims=(256, 1024, 256),
-        behavior_blocks=3,
-        value_hidden_dims=value_dims(env_name),
-        layer_norm=True,  # critics and value
-        actor_layer_norm=False,
-        discount=discount_for(env_name),
-        tau=0.005,
+        value_hidden_dims=idql_value_dims(env_name),
+    )
+    return insert_after(
+        config, "actor_hidden_dims", behavior_hidden_dims=(256, 1024, 256), behavior_blocks=3
+    ) | dict(
         q_agg="min",  # q_value reports the min of the critics (IQL's value target)
-        expectile=expectile_for(env_name),
+        expectile=idql_expectile(env_name),
         beta=per_env(env_name, BETA, 0.1, "SRPO beta"),  # weight of the Q-gradient term
         normalize_q_grad=True,  # unit-RMS Q gradient per state (SRPO's regq)
         sde_beta_min=0.1,  # VP-SDE linear schedule of the behaviour model
         sde_beta_max=20.0,
     )
-
-
-class DiracActor(nn.Module):
-    """Deterministic policy a = tanh(MLP(s))."""
-
-    hidden_dims: tuple
-    action_dim: int
-    layer_norm: bool = False
-
-    @nn.compact
-    def __call__(self, observations: jax.Array) -> jax.Array:
-        out = MLP((*self.hidden_dims, self.action_dim), layer_norm=self.layer_norm)(observations)
-        return jnp.tanh(out)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -142,7 +118,7 @@ def _networks(config):
 
 
 def init(rng: jax.Array, example_batch: dict, config: dict) -> TrainState:
-    check_batch(example_batch, BATCH_KEYS, "srpo")
+    check_batch(example_batch, TD_BATCH_KEYS, "srpo")
     config = {**config, "action_dim": int(example_batch["actions"].shape[-1])}
     actor, behavior, critic, value = _networks(config)
     obs = jnp.asarray(example_batch["observations"][:1])
@@ -165,13 +141,10 @@ def losses(state: TrainState, params, batch: dict, rng: jax.Array):
     shape1 = (*actions.shape[:-1], 1)
 
     # IQL value learning.
-    target_qs = critic.apply({"params": state.target_params["critic"]}, obs, actions)
-    v = value.apply({"params": params["value"]}, obs)
-    value_loss = iql_value_loss(target_qs, v, config["expectile"])
-    next_v = value.apply(
-        {"params": jax.lax.stop_gradient(params["value"])}, batch["next_observations"]
+    target_qs, v, next_v, qs = iql_forward(
+        critic, value, params, state.target_params["critic"], batch
     )
-    qs = critic.apply({"params": params["critic"]}, obs, actions)
+    value_loss = iql_value_loss(target_qs, v, config["expectile"])
     critic_loss = iql_critic_loss(qs, batch["rewards"], batch["masks"], next_v, config["discount"])
 
     # Behaviour diffusion model: noise prediction on the VP SDE, t ~ U[1e-3, 1].
