@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from conftest import ACTION_DIM, OBS_DIM, make_bandit_dataset, mode_fractions
 from jax.scipy.stats import norm
-from sorlab.train import ChunkRunner, load_dataset, root_keys
 
 from sorlab.agents import bc
+from sorlab.data.transitions import load_dataset
+from sorlab.training.runner import ChunkRunner, root_keys
 
 TINY = {"actor_hidden_dims": (64, 64), "lr": 3e-3, "batch_size": 256}
 
