@@ -85,7 +85,7 @@ _OPTIONS = [
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """`sorlab train`'s options; every default is RunSettings' (settings.defaults())."""
     d = defaults()
-    parser.add_argument("--agent", required=True, help="agent name (sorlab.agents.AGENT_NAMES)")
+    parser.add_argument("--agent", required=True, help="agent name (sorlab.agents.AGENTS)")
     parser.add_argument("--dataset", required=True, help="dataset file PATH.npz (OGBench format)")
     parser.add_argument("--task", type=int, required=True, help="singletask task id (1-5)")
     seeds = parser.add_mutually_exclusive_group()
