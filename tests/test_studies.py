@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from sorlab.data import episode_bounds, subsample_episodes
+from sorlab.errors import ResultsError
+from sorlab.results import load_runs
 from sorlab.studies import study_outputs
 from sorlab.studies.maths import bias_correlation, mc_returns, truncation_ok
-from sorlab.studies.runs import StudyInputError, load_runs
 from sorlab.studies.workflow import base_agent, check_variants, study_inputs, value_args
 
 
@@ -229,7 +230,7 @@ def test_study_tables_and_figures_from_run_directories(tmp_path):
 def test_a_malformed_run_file_is_named(tmp_path):
     run = _run(tmp_path, "sorl", 1, {}, {(1, 1): (0.5, 0.1)})
     (run / "eval" / "1_1.json").write_text("{not json")
-    with pytest.raises(StudyInputError, match="1_1.json"):
+    with pytest.raises(ResultsError, match="1_1.json"):
         load_runs([run])
 
 

@@ -10,10 +10,8 @@ import numpy as np
 import pandas as pd
 
 from sorlab.report import aggregates, figures, published, tables
-from sorlab.report.collect import collect
 from sorlab.report.outputs import TABLES_SUBDIR, output_paths
-
-RUN_KEYS = ["agent", "env", "task", "seed"]
+from sorlab.results import RUN_KEYS, collect
 
 
 def build_report(
