@@ -14,15 +14,13 @@ if config["data"]["source"] == "download":
             # "-vN" at the end keeps "<name>-val.npz" from matching {dataset}.npz
             dataset=r"[a-z0-9-]+-v\d+",
         log:
-            "results/logs/data/{dataset}.log",
+            f"{LOGS}/data/{{dataset}}.log",
         benchmark:
-            "results/benchmarks/data/{dataset}.tsv"
+            f"{BENCHMARKS}/data/{{dataset}}.tsv"
         params:
             out=lambda w, output: os.path.dirname(output.train),
             base_url=(
-                f"--base-url {config['data']['base_url']}"
-                if config["data"].get("base_url")
-                else ""
+                f"--base-url {config['data']['base_url']}" if config["data"]["base_url"] else ""
             ),
         conda:
             "../../environment.yml"
@@ -39,18 +37,16 @@ else:
         wildcard_constraints:
             dataset=r"[a-z0-9-]+-v\d+",
         log:
-            "results/logs/data/{dataset}.log",
+            f"{LOGS}/data/{{dataset}}.log",
         benchmark:
-            "results/benchmarks/data/{dataset}.tsv"
-        threads: config["data"].get("workers") or workflow.cores
+            f"{BENCHMARKS}/data/{{dataset}}.tsv"
+        threads: config["data"]["workers"]
         params:
             out=lambda w, output: os.path.dirname(output.train),
-            seed=config["data"].get("seed", 0),
+            seed=config["data"]["seed"],
             # null episodes = the official size
             episodes=(
-                f"--episodes {config['data']['episodes']}"
-                if config["data"].get("episodes")
-                else ""
+                f"--episodes {config['data']['episodes']}" if config["data"]["episodes"] else ""
             ),
         conda:
             "../../environment.yml"

@@ -115,6 +115,11 @@ def compute_study(runs: list[Run], tables: Path, figures: Path, name: str) -> li
                "s / 1k updates: training seconds (excluding evaluation) per 1,000 updates",
                "†: M_inf greater than the training M (CSV column beyond_training_m)"],
     )  # fmt: skip
+    return write_table(table, tables, name) + _compute_figure(data, m_infs, figures, name)
+
+
+def _compute_figure(data: pd.DataFrame, m_infs: list, figures: Path, name: str) -> list[Path]:
+    """Bars of success per M_BTT group and M_inf, one panel per environment."""
     envs = sorted(data["env"].unique())
     fig, axes = _panels(len(envs), width=max(4.0, 0.35 * len(m_infs) * data["m_btt"].nunique()))
     colors = plt.cm.viridis(np.linspace(0.1, 0.9, len(m_infs)))
@@ -146,7 +151,7 @@ def compute_study(runs: list[Run], tables: Path, figures: Path, name: str) -> li
     axes[0][0].legend(fontsize=7, title="hatched: M_inf > M", title_fontsize=7)
     fig.suptitle("Success by train-time (M_BTT) and test-time (M_inf) compute; bars: mean, "
                  "whiskers: ±1 std over seeds", fontsize=9)  # fmt: skip
-    return write_table(table, tables, name) + save(fig, figures, name)
+    return save(fig, figures, name)
 
 
 # ----------------------------------------------------------------------------- 2. data scale
@@ -350,6 +355,11 @@ def value_study(runs: list[Run], tables: Path, figures: Path, name: str) -> list
                "Q tracking G on eval episodes while success stays low points at policy extraction; "
                "Q not tracking G points at value learning"],
     )  # fmt: skip
+    return write_table(table, tables, name) + _value_figure(runs, frame, figures, name)
+
+
+def _value_figure(runs: list[Run], frame: pd.DataFrame, figures: Path, name: str) -> list[Path]:
+    """Q against the return G per run (value/q_mc.npz): dataset rows and evaluation episodes."""
     fig, axes = _panels(2, width=4.2, height=3.6)
     variants = sorted(frame["variant"].unique())
     colors = dict(zip(variants, plt.cm.tab10.colors * 3, strict=False))
@@ -381,7 +391,7 @@ def value_study(runs: list[Run], tables: Path, figures: Path, name: str) -> list
     fig.suptitle("Value learning: Q vs return (dots: trusted steps, x: steps near an episode cut-off)",
                  fontsize=9)  # fmt: skip
     fig.tight_layout()
-    return write_table(table, tables, name) + save(fig, figures, name)
+    return save(fig, figures, name)
 
 
 # ----------------------------------------------------------------------------- 5. released-code quirks
