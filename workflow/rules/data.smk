@@ -2,6 +2,7 @@
 # with OGBench's oracles (`sorlab data generate`) or fetched from the OGBench server
 # (`sorlab data download`), as config["data"]["source"] says. One rule name, `dataset`, either way.
 # The `sorlab` command must be on PATH (the project venv's bin/, or the conda env via --use-conda).
+# Self-contained (tests/test_data_*.py include it alone with a `data:` config): literal paths.
 
 
 if config["data"]["source"] == "download":
@@ -14,9 +15,9 @@ if config["data"]["source"] == "download":
             # "-vN" at the end keeps "<name>-val.npz" from matching {dataset}.npz
             dataset=r"[a-z0-9-]+-v\d+",
         log:
-            f"{LOGS}/data/{{dataset}}.log",
+            "results/logs/data/{dataset}.log",
         benchmark:
-            f"{BENCHMARKS}/data/{{dataset}}.tsv"
+            "results/benchmarks/data/{dataset}.tsv"
         params:
             out=lambda w, output: os.path.dirname(output.train),
             base_url=(
@@ -37,9 +38,9 @@ else:
         wildcard_constraints:
             dataset=r"[a-z0-9-]+-v\d+",
         log:
-            f"{LOGS}/data/{{dataset}}.log",
+            "results/logs/data/{dataset}.log",
         benchmark:
-            f"{BENCHMARKS}/data/{{dataset}}.tsv"
+            "results/benchmarks/data/{dataset}.tsv"
         threads: config["data"]["workers"]
         params:
             out=lambda w, output: os.path.dirname(output.train),
