@@ -293,10 +293,10 @@ def load_run(
     if parsed is None:
         raise ResultsError(f"{run_dir}: not a run directory {layout.RUN_ID}")
     variant, env, task, seed = parsed
-    config = read_config(run_dir / layout.CONFIG)
-    summary_path = run_dir / layout.SUMMARY
+    config_path, summary_path = run_dir / layout.CONFIG, run_dir / layout.SUMMARY
+    config = read_config(config_path)
     summary = read_summary(summary_path) if summary_path.is_file() else None
-    run = Run(run_dir, variant, env, task, seed, config, run_settings(config, run_dir / layout.CONFIG), summary)  # fmt: skip
+    run = Run(run_dir, variant, env, task, seed, config, run_settings(config, config_path), summary)
     for path in sorted((run_dir / layout.EVAL_DIR).glob("*.json")):
         point = layout.parse_eval_name(path.name)
         if point is None:
@@ -379,7 +379,8 @@ def collect(results_dir: str | Path, progress: bool = True) -> Results:
                         disable=not progress):  # fmt: skip
         run = load_run(run_dir)
         if run.summary is None:
-            notes.append(f"{run_dir / layout.SUMMARY}: missing (unfinished run): no training cost for it")  # fmt: skip
+            summary = run_dir / layout.SUMMARY
+            notes.append(f"{summary}: missing (unfinished run): no training cost for it")
         notes += run.notes
         row, run_evals, run_curves = _run_rows(run)
         runs.append(row)
