@@ -31,8 +31,16 @@ SEEDS_NOTE = "mean ± std over seeds (tasks averaged within each seed first)"
 
 def over_seeds(frame: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
     """The report's `over_seeds` per (keys, env), its columns named after `value`:
-    <value>_mean, <value>_std and n_seeds."""
-    stats = aggregates.over_seeds(frame, [*keys, "env"], value).drop(columns="n_tasks")
+    <value>_mean, <value>_std and n_seeds. A group without any value (e.g. an unfinished run)
+    keeps its row: NaN, 0 seeds."""
+    by = [*keys, "env"]
+    stats = aggregates.over_seeds(frame, by, value).drop(columns="n_tasks")
+    groups = frame[by].drop_duplicates().sort_values(by, ignore_index=True)
+    if stats.empty:
+        stats = groups.assign(mean=np.nan, std=np.nan, n_seeds=0)
+    else:
+        stats = groups.merge(stats, on=by, how="left")
+        stats["n_seeds"] = stats["n_seeds"].fillna(0).astype(int)
     return stats.rename(columns={"mean": f"{value}_mean", "std": f"{value}_std"})
 
 
