@@ -6,7 +6,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# A --configfile is a complete scenario (config/*.yaml, config/studies/*.yaml, .test/*.yaml):
+# the default study is read only when none is given. Several --configfile are merged in order
+# (dictionaries key by key), e.g. a scenario, then the overlay config/overlays/cpu-small.yaml.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 # The rules call `sorlab` from PATH (common.smk adds the venv's bin/ when needed).

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from sorlab.cli import main as sorlab_main
+from sorlab.errors import ResultsError
 from sorlab.report import OUTPUTS, build_report, output_paths
 from sorlab.report.aggregates import (
     bootstrap_samples,
@@ -18,7 +19,7 @@ from sorlab.report.aggregates import (
     iqm,
     performance_profiles,
 )
-from sorlab.report.collect import ReportInputError, collect
+from sorlab.results import collect
 
 ENVS = ["cube-single-play-v0", "scene-play-v0"]
 TASKS = [1, 2]
@@ -47,8 +48,9 @@ def write_tree(root: Path) -> Path:
                 for seed in SEEDS:
                     run = results / "runs" / agent / env / f"task{task}" / f"seed{seed}"
                     (run / "eval").mkdir(parents=True)
-                    config = {"agent": {"batch_size": 256, **extras},
-                              "run": {"dataset": env, "task": task, "seed": seed, "steps": 3000}}  # fmt: skip
+                    # As `sorlab train` writes it: the agent's resolved settings under agent_config.
+                    config = {"agent": agent.split("_")[0], "task": task, "seed": seed, "steps": 3000,
+                              "agent_config": {"batch_size": 256, **extras}}  # fmt: skip
                     (run / "config.json").write_text(json.dumps(config))
                     summary = {"steps": 3000, "wall_s": 90.0 + seed, "train_s": 60.0 + seed,
                                "updates_per_s": 50.0, "compile_s": 5.0 * seed, "final_eval": {"success": 0.5, "return": -10.0},
@@ -345,7 +347,7 @@ def test_malformed_file_raises_error_naming_it(tmp_path, name, content, message)
     results = write_tree(tmp_path)
     path = results / "runs" / "sorl" / ENVS[1] / "task2" / "seed3" / name
     path.write_text(content)
-    with pytest.raises(ReportInputError) as info:
+    with pytest.raises(ResultsError) as info:
         collect(results)
     assert str(path) in str(info.value) and message in str(info.value)
 
@@ -354,12 +356,12 @@ def test_missing_config_and_bad_benchmark_are_errors(tmp_path):
     results = write_tree(tmp_path)
     bench = results / "benchmarks" / "train" / "fql" / ENVS[0] / "task1" / "seed2.tsv"
     bench.write_text("seconds\n1.0\n")
-    with pytest.raises(ReportInputError, match=re.escape(f"{bench}: missing column(s) ['s']")):
+    with pytest.raises(ResultsError, match=re.escape(f"{bench}: missing column(s) ['s']")):
         collect(results)
     bench.unlink()
     config = results / "runs" / "fql" / ENVS[0] / "task1" / "seed2" / "config.json"
     config.unlink()
-    with pytest.raises(ReportInputError, match=re.escape(f"{config}: missing")):
+    with pytest.raises(ResultsError, match=re.escape(f"{config}: missing")):
         collect(results)
 
 
@@ -387,7 +389,7 @@ def test_runs_of_one_agent_with_several_mbtt_are_separate_variants(tmp_path):
     results = write_tree(tmp_path)
     for config in (results / "runs" / "sorl" / ENVS[1]).rglob("config.json"):
         data = json.loads(config.read_text())
-        data["agent"]["max_k_backprop"] = 4
+        data["agent_config"]["max_k_backprop"] = 4
         config.write_text(json.dumps(data))
     collected = collect(results)
     sorl = collected.runs[collected.runs["agent"] == "sorl"]

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from sorlab.data import episode_bounds, subsample_episodes
+from sorlab.errors import ResultsError
+from sorlab.results import load_runs
 from sorlab.studies import study_outputs
 from sorlab.studies.maths import bias_correlation, mc_returns, truncation_ok
-from sorlab.studies.runs import StudyInputError, load_runs
 from sorlab.studies.workflow import base_agent, check_variants, study_inputs, value_args
 
 
@@ -104,13 +106,24 @@ def test_subsample_rejects_bad_fractions():
         subsample_episodes({"observations": np.zeros(3)}, 0.5, seed=0)
 
 
-CONFIG = {
+SCHEMA = Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml"
+
+
+def validated(config: dict) -> dict:
+    """The config as the workflow's helpers see it: checked, with the schema's defaults."""
+    from snakemake.utils import validate
+
+    validate(config, schema=str(SCHEMA))
+    return config
+
+
+CONFIG = validated({
     "agents": ["sorl", "sorl_mbtt1", "bc"],
     "variants": {"sorl_mbtt1": {"agent": "sorl", "overrides": {"max_k_backprop": 1}}},
     "envs": {"cube-single-play-v0": {"tasks": [2]}},
     "seeds": [1, 2],
     "studies": {"compute": {"agents": ["sorl", "sorl_mbtt1"]}, "value": {"episodes": 3}},
-}
+})  # fmt: skip
 
 
 def test_workflow_helpers_resolve_variants_and_study_inputs():
@@ -121,9 +134,9 @@ def test_workflow_helpers_resolve_variants_and_study_inputs():
     assert not any("/bc/" in f for f in files) and len(files) == 2 * 2 * 3
     value = study_inputs(CONFIG, "value", grid)
     assert "results/runs/bc/cube-single-play-v0/task2/seed1/value/q_mc.json" in value
-    assert "--episodes 3" in value_args(CONFIG)
+    assert value_args(CONFIG) == "--episodes 3 --seed 0 --dataset-points 5000"
     with pytest.raises(ValueError, match="variants.x.agent"):
-        check_variants({"variants": {"x": {"agent": "nope"}}}, ["sorl"])
+        check_variants({"variants": {"x": {"agent": "nope", "overrides": {}}}}, ["sorl"])
     with pytest.raises(ValueError, match="not in the config's agents"):
         study_inputs({**CONFIG, "studies": {"quirks": {"agents": ["fql"]}}}, "quirks", grid)
     assert study_outputs("value")["figures"] == [
@@ -229,7 +242,7 @@ def test_study_tables_and_figures_from_run_directories(tmp_path):
 def test_a_malformed_run_file_is_named(tmp_path):
     run = _run(tmp_path, "sorl", 1, {}, {(1, 1): (0.5, 0.1)})
     (run / "eval" / "1_1.json").write_text("{not json")
-    with pytest.raises(StudyInputError, match="1_1.json"):
+    with pytest.raises(ResultsError, match="1_1.json"):
         load_runs([run])
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from sorlab import configcheck
+from sorlab import configcheck, layout
 
 from sorlab.agents import AGENT_NAMES, get_agent
 from sorlab.train import eval_m_inf
@@ -56,8 +56,15 @@ try:
 except ValueError as err:
     raise SystemExit(str(err)) from None
 
-RUN_DIR = "results/runs/{agent}/{env}/task{task}/seed{seed}"
-RUN_ID = "{agent}/{env}/task{task}/seed{seed}"
+# The run-directory contract (sorlab.layout): the paths every rule reads and writes.
+RUN_DIR = layout.RUN_DIR
+RUN_ID = layout.RUN_ID
+LOGS = layout.LOGS_ROOT
+BENCHMARKS = layout.BENCHMARKS_ROOT
+SUMMARY = f"{RUN_DIR}/{layout.SUMMARY}"
+METRICS = f"{RUN_DIR}/{layout.METRICS}"
+EVAL_CURVE = f"{RUN_DIR}/{layout.EVAL_CURVE}"
+EVAL_FILE = str(layout.eval_path(RUN_DIR, "{m_inf}", "{n}"))
 
 
 wildcard_constraints:
@@ -209,12 +216,12 @@ def get_eval_args(wildcards):
 
 
 def summary_files():
-    return [f"{RUN_DIR}/summary.json".format(**run) for run in runs()]
+    return [SUMMARY.format(**run) for run in runs()]
 
 
 def eval_files():
     return [
-        f"{RUN_DIR}/eval/{m_inf}_{n}.json".format(**run)
+        EVAL_FILE.format(**run, m_inf=m_inf, n=n)
         for run in runs()
         for m_inf, n in eval_grid(run["agent"])
     ]

@@ -2,6 +2,7 @@
 # with OGBench's oracles (`sorlab data generate`) or fetched from the OGBench server
 # (`sorlab data download`), as config["data"]["source"] says. One rule name, `dataset`, either way.
 # The `sorlab` command must be on PATH (the project venv's bin/, or the conda env via --use-conda).
+# Self-contained (tests/test_data_*.py include it alone with a `data:` config): literal paths.
 
 
 if config["data"]["source"] == "download":
@@ -20,9 +21,7 @@ if config["data"]["source"] == "download":
         params:
             out=lambda w, output: os.path.dirname(output.train),
             base_url=(
-                f"--base-url {config['data']['base_url']}"
-                if config["data"].get("base_url")
-                else ""
+                f"--base-url {config['data']['base_url']}" if config["data"]["base_url"] else ""
             ),
         conda:
             "../../environment.yml"
@@ -42,15 +41,13 @@ else:
             "results/logs/data/{dataset}.log",
         benchmark:
             "results/benchmarks/data/{dataset}.tsv"
-        threads: config["data"].get("workers") or workflow.cores
+        threads: config["data"]["workers"]
         params:
             out=lambda w, output: os.path.dirname(output.train),
-            seed=config["data"].get("seed", 0),
+            seed=config["data"]["seed"],
             # null episodes = the official size
             episodes=(
-                f"--episodes {config['data']['episodes']}"
-                if config["data"].get("episodes")
-                else ""
+                f"--episodes {config['data']['episodes']}" if config["data"]["episodes"] else ""
             ),
         conda:
             "../../environment.yml"

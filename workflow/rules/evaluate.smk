@@ -1,18 +1,18 @@
 rule evaluate:
     """Evaluate a trained run at one (M_inf, N) point: vectorised episodes on real OGBench."""
     input:
-        summary=f"{RUN_DIR}/summary.json",
+        summary=SUMMARY,
     output:
-        f"{RUN_DIR}/eval/{{m_inf}}_{{n}}.json",
+        EVAL_FILE,
     params:
         settings=get_eval_settings,
         args=get_eval_args,
         run_dir=get_run_dir,
     threads: config["evaluate"]["threads"]
     log:
-        "results/logs/evaluate/{agent}/{env}/task{task}/seed{seed}_{m_inf}_{n}.log",
+        f"{LOGS}/evaluate/{RUN_ID}_{{m_inf}}_{{n}}.log",
     benchmark:
-        "results/benchmarks/evaluate/{agent}/{env}/task{task}/seed{seed}_{m_inf}_{n}.tsv"
+        f"{BENCHMARKS}/evaluate/{RUN_ID}_{{m_inf}}_{{n}}.tsv"
     conda:
         "../../environment.yml"
     shell:

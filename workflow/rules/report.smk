@@ -19,9 +19,9 @@ rule report:
     params:
         final_evals=config["report"]["final_evals"],
     log:
-        "results/logs/report/report.log",
+        f"{LOGS}/report/report.log",
     benchmark:
-        "results/benchmarks/report/report.tsv"
+        f"{BENCHMARKS}/report/report.tsv"
     conda:
         "../../environment.yml"
     shell:

@@ -7,17 +7,17 @@ import sorlab.studies.workflow as studies_workflow
 rule value_study:
     """The run's critic against discounted Monte-Carlo returns (dataset and fresh episodes)."""
     input:
-        summary=f"{RUN_DIR}/summary.json",
+        summary=SUMMARY,
     output:
-        json=f"{RUN_DIR}/value/q_mc.json",
-        npz=f"{RUN_DIR}/value/q_mc.npz",
+        json=f"{RUN_DIR}/{layout.VALUE_FILE}",
+        npz=f"{RUN_DIR}/{layout.VALUE_POINTS}",
     params:
         args=lambda w: studies_workflow.value_args(config),
         run_dir=get_run_dir,
     log:
-        "results/logs/value_study/{agent}/{env}/task{task}/seed{seed}.log",
+        f"{LOGS}/value_study/{RUN_ID}.log",
     benchmark:
-        "results/benchmarks/value_study/{agent}/{env}/task{task}/seed{seed}.tsv"
+        f"{BENCHMARKS}/value_study/{RUN_ID}.tsv"
     conda:
         "../../environment.yml"
     shell:
@@ -46,9 +46,9 @@ rule study:
     wildcard_constraints:
         study="|".join(studies_workflow.STUDY_NAMES),
     log:
-        "results/logs/study/{study}.log",
+        f"{LOGS}/study/{{study}}.log",
     benchmark:
-        "results/benchmarks/study/{study}.tsv"
+        f"{BENCHMARKS}/study/{{study}}.tsv"
     conda:
         "../../environment.yml"
     shell:

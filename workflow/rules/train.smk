@@ -7,9 +7,9 @@ if not config["train"]["group_seeds"]:
         input:
             unpack(get_dataset),
         output:
-            summary=f"{RUN_DIR}/summary.json",
-            metrics=f"{RUN_DIR}/metrics.csv",
-            eval_curve=f"{RUN_DIR}/eval_curve.csv",
+            summary=SUMMARY,
+            metrics=METRICS,
+            eval_curve=EVAL_CURVE,
         params:
             # The resolved settings: a change reruns exactly the runs it touches.
             settings=get_train_settings,
@@ -18,9 +18,9 @@ if not config["train"]["group_seeds"]:
             agent=get_base_agent,
         threads: config["train"]["threads"]
         log:
-            "results/logs/train/{agent}/{env}/task{task}/seed{seed}.log",
+            f"{LOGS}/train/{RUN_ID}.log",
         benchmark:
-            "results/benchmarks/train/{agent}/{env}/task{task}/seed{seed}.tsv"
+            f"{BENCHMARKS}/train/{RUN_ID}.tsv"
         conda:
             "../../environment.yml"
         shell:
@@ -36,11 +36,9 @@ else:
         input:
             unpack(get_dataset),
         output:
-            summary=expand(f"{RUN_DIR}/summary.json", seed=config["seeds"], allow_missing=True),
-            metrics=expand(f"{RUN_DIR}/metrics.csv", seed=config["seeds"], allow_missing=True),
-            eval_curve=expand(
-                f"{RUN_DIR}/eval_curve.csv", seed=config["seeds"], allow_missing=True
-            ),
+            summary=expand(SUMMARY, seed=config["seeds"], allow_missing=True),
+            metrics=expand(METRICS, seed=config["seeds"], allow_missing=True),
+            eval_curve=expand(EVAL_CURVE, seed=config["seeds"], allow_missing=True),
         params:
             settings=get_seed_group_settings,
             args=get_seed_group_args,
@@ -49,9 +47,9 @@ else:
             agent=get_base_agent,
         threads: config["train"]["threads"]
         log:
-            "results/logs/train/{agent}/{env}/task{task}/seeds.log",
+            f"{LOGS}/train/{{agent}}/{{env}}/task{{task}}/seeds.log",
         benchmark:
-            "results/benchmarks/train/{agent}/{env}/task{task}/seeds.tsv"
+            f"{BENCHMARKS}/train/{{agent}}/{{env}}/task{{task}}/seeds.tsv"
         conda:
             "../../environment.yml"
         shell:

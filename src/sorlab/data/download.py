@@ -21,6 +21,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from sorlab import layout
 from sorlab.data.names import (
     GENERATABLE,
     VAL_SUFFIX,
@@ -71,12 +72,6 @@ def verify(path: Path) -> None:
             f"{path}: checksum mismatch (sha256 {actual}, recorded {recorded or 'nothing'} in "
             f"{checksum_path(path).name}); the file is corrupt or was changed: delete it and download again"
         )
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def check_arrived(part: Path, dest: Path) -> None:
@@ -159,7 +154,7 @@ def fetch_file(url: str, dest: Path, force: bool = False, progress: bool = True)
                 )
         check_arrived(part, dest)  # a complete transfer of a bad file is still a bad file
         # Record the checksum first: a crash before the rename leaves no file under the final name.
-        _write_text_atomic(checksum_path(dest), f"{digest.hexdigest()}  {dest.name}\n")
+        layout.write_text(checksum_path(dest), f"{digest.hexdigest()}  {dest.name}\n")
         os.replace(part, dest)
     finally:
         part.unlink(missing_ok=True)

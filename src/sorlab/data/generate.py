@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from sorlab import layout
 from sorlab.data.names import GENERATABLE, VAL_SUFFIX, DatasetError, GenSpec, gen_spec
 
 DEFAULT_OUT = "resources/datasets"
@@ -232,7 +233,7 @@ def _concat(episodes: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 def _write_tmp(path: Path, arrays: dict[str, np.ndarray]) -> Path:
     """np.savez_compressed to a temporary name in the same directory (renamed by the caller)."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = layout.tmp_path(path)
     try:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from sorlab.report.collect import Results
+from sorlab.results import Results
 
 DEFAULT_BOOTSTRAP_REPS = 2000
 DEFAULT_BOOTSTRAP_SEED = 0

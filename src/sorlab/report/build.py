@@ -10,10 +10,8 @@ import numpy as np
 import pandas as pd
 
 from sorlab.report import aggregates, figures, published, tables
-from sorlab.report.collect import collect
 from sorlab.report.outputs import TABLES_SUBDIR, output_paths
-
-RUN_KEYS = ["agent", "env", "task", "seed"]
+from sorlab.results import RUN_KEYS, Results, collect
 
 
 def build_report(
@@ -45,20 +43,7 @@ def build_report(
             print(f"report: ... and {len(results.notes) - 20} more notes", file=sys.stderr)
     written: list[Path] = []
 
-    choice = aggregates.default_inference(results, default_inference)
-    scores = aggregates.default_scores(results, choice)
-    labels = {v: tables.inference_label(p) for v, p in choice.items()}
-    if final_evals:
-        periodic, notes = aggregates.final_evals_scores(results, final_evals)
-        # Variants without periodic evaluations keep their final evaluation (labelled so).
-        scores = pd.concat([scores[~scores["variant"].isin(periodic["variant"])], periodic],
-                           ignore_index=True)  # fmt: skip
-        for variant in periodic["variant"].unique():
-            m_inf = periodic.loc[periodic["variant"] == variant, "m_inf"].dropna()
-            at = f", M_inf={int(m_inf.iloc[0])}" if not m_inf.empty else ""
-            labels[variant] = f"mean of the last {final_evals} periodic evaluations{at}"
-        for note in notes if verbose else []:
-            print(f"report: {note}", file=sys.stderr)
+    scores, labels = _scores(results, default_inference, final_evals, verbose)
     comparison = published.compare(scores, results.runs, final_evals)
     table1 = tables.table1(scores, labels, comparison)
     written += tables.write_table(table1, tables_dir, "table1_success")
@@ -101,6 +86,31 @@ def build_report(
     expected = output_paths(results_dir, figures_dir)
     assert sorted(written) == sorted(expected), "outputs.py and build.py disagree"
     return expected
+
+
+def _scores(
+    results: Results,
+    default_inference: Mapping[str, tuple[int, int]] | None,
+    final_evals: int,
+    verbose: bool,
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """One success per run (Table 1's and the aggregates' input) and, per variant, a label
+    saying how it was scored (inference point or evaluation protocol)."""
+    choice = aggregates.default_inference(results, default_inference)
+    scores = aggregates.default_scores(results, choice)
+    labels = {v: tables.inference_label(p) for v, p in choice.items()}
+    if final_evals:
+        periodic, notes = aggregates.final_evals_scores(results, final_evals)
+        # Variants without periodic evaluations keep their final evaluation (labelled so).
+        scores = pd.concat([scores[~scores["variant"].isin(periodic["variant"])], periodic],
+                           ignore_index=True)  # fmt: skip
+        for variant in periodic["variant"].unique():
+            m_inf = periodic.loc[periodic["variant"] == variant, "m_inf"].dropna()
+            at = f", M_inf={int(m_inf.iloc[0])}" if not m_inf.empty else ""
+            labels[variant] = f"mean of the last {final_evals} periodic evaluations{at}"
+        for note in notes if verbose else []:
+            print(f"report: {note}", file=sys.stderr)
+    return scores, labels
 
 
 def _csv(frame: pd.DataFrame, path: Path) -> Path:

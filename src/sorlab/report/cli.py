@@ -61,8 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from sorlab.errors import ResultsError
     from sorlab.report.build import build_report
-    from sorlab.report.collect import ReportInputError
 
     try:
         paths = build_report(
@@ -73,8 +73,8 @@ def main(args: argparse.Namespace) -> int:
             bootstrap_seed=args.bootstrap_seed,
             final_evals=args.final_evals,
         )
-    except ReportInputError as e:
+    except ResultsError as e:
         print(f"sorlab report: {e}", file=sys.stderr)
-        return 1
+        return e.exit_code
     print(f"sorlab report: wrote {len(paths)} files under {args.results}/tables and {args.figures}")
     return 0

@@ -63,6 +63,22 @@ def _suptitle(fig: plt.Figure, axes: list[plt.Axes], text: str) -> None:
     fig.suptitle("\n".join(lines), fontsize=9)
 
 
+def _success_panel(ax: plt.Axes, env: str, xlabel: str) -> None:
+    """A success-rate panel of one environment."""
+    ax.set_title(env, fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(SUCCESS_LABEL)
+    ax.set_ylim(-2, 102)
+
+
+def _finish(fig: plt.Figure, axes: list[plt.Axes], title: str, figures_dir: Path, name: str):
+    """Title, shared legend, layout; saved as PDF and PNG."""
+    _suptitle(fig, axes, title)
+    _legend(fig, axes)
+    fig.tight_layout()
+    return save(fig, figures_dir, name)
+
+
 def _log2_axis(ax: plt.Axes, values) -> None:
     values = sorted({int(v) for v in values})
     ax.set_xscale("log", base=2)
@@ -140,14 +156,10 @@ def fig1_sequential(scaling: pd.DataFrame, defaults: pd.DataFrame, m_train: Mapp
                        label=f"{row.variant}, one inference setting ({_seeds(pd.DataFrame([row]))})")  # fmt: skip
         _log2_axis(ax, xs)
         ax.set_xlim(min(xs) / 1.2, max(xs) * 1.2)
-        ax.set_title(env, fontsize=9)
-        ax.set_xlabel("M_inf (Euler steps per action)")
-        ax.set_ylabel(SUCCESS_LABEL)
-        ax.set_ylim(-2, 102)
-    _suptitle(fig, axes, f"Sequential test-time scaling (N = 1). {BAND_NOTE}")
-    _legend(fig, axes)
-    fig.tight_layout()
-    return save(fig, figures_dir, name)
+        _success_panel(ax, env, "M_inf (Euler steps per action)")
+    return _finish(
+        fig, axes, f"Sequential test-time scaling (N = 1). {BAND_NOTE}", figures_dir, name
+    )
 
 
 def _colors(names) -> dict[str, tuple]:
@@ -258,14 +270,10 @@ def fig3_parallel(scaling: pd.DataFrame, figures_dir: Path,
                 ax, d["n"], d["mean"], d["std"], label, color=color[int(m_inf)], ls=style[variant]
             )
         _log2_axis(ax, xs)
-        ax.set_title(env, fontsize=9)
-        ax.set_xlabel("N (candidates; critic picks the best)")
-        ax.set_ylabel(SUCCESS_LABEL)
-        ax.set_ylim(-2, 102)
-    _suptitle(fig, axes, f"Parallel test-time scaling (best-of-N). {BAND_NOTE}")
-    _legend(fig, axes)
-    fig.tight_layout()
-    return save(fig, figures_dir, name)
+        _success_panel(ax, env, "N (candidates; critic picks the best)")
+    return _finish(
+        fig, axes, f"Parallel test-time scaling (best-of-N). {BAND_NOTE}", figures_dir, name
+    )
 
 
 def learning_curves(
@@ -290,19 +298,15 @@ def learning_curves(
                 f"{variant} ({_seeds(d)})",
                 color=colors[variant],
             )
-        ax.set_title(env, fontsize=9)
-        ax.set_xlabel("training step (gradient updates)")
-        ax.set_ylabel(SUCCESS_LABEL)
-        ax.set_ylim(-2, 102)
+        _success_panel(ax, env, "training step (gradient updates)")
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 500k, 1M: no offset text
-    _suptitle(
+    return _finish(
         fig,
         axes,
         f"Learning curves (training-time evaluations, training's own inference). {BAND_NOTE}",
+        figures_dir,
+        name,
     )
-    _legend(fig, axes)
-    fig.tight_layout()
-    return save(fig, figures_dir, name)
 
 
 def performance_profiles(profiles: Mapping[str, tuple[np.ndarray, np.ndarray]], taus: np.ndarray,

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from sorlab.report.aggregates import over_seeds
-from sorlab.report.collect import Results
+from sorlab.results import Results
 
 
 @dataclass

@@ -45,14 +45,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.out}: success {summary['success']:.2f}, critic {summary['has_critic']}")
         return 0
 
+    from sorlab.errors import ResultsError
+    from sorlab.results import load_runs
     from sorlab.studies.report import STUDIES
-    from sorlab.studies.runs import StudyInputError, load_runs
 
     try:
         runs = load_runs(args.runs, args.m_inf, args.n)
-    except StudyInputError as err:
+    except ResultsError as err:
         print(f"sorlab.studies report: error: {err}", file=sys.stderr)
-        return 1
+        return err.exit_code
     name = f"study_{args.study}"
     for path in STUDIES[args.study](runs, Path(args.tables), Path(args.figures), name):
         print(path)

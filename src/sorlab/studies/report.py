@@ -20,21 +20,28 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
 
+from sorlab import layout  # noqa: E402
+from sorlab.report import aggregates  # noqa: E402
 from sorlab.report.figures import no_data, save  # noqa: E402
 from sorlab.report.tables import Table, fmt, write_table  # noqa: E402
-from sorlab.studies.runs import Run  # noqa: E402
+from sorlab.results import Run  # noqa: E402
 
 SEEDS_NOTE = "mean ± std over seeds (tasks averaged within each seed first)"
 
 
 def over_seeds(frame: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
-    """Mean over tasks within (keys, env, seed), then mean, std and count over seeds."""
-    per_seed = frame.groupby(keys + ["env", "seed"], dropna=False)[value].mean().reset_index()
-    out = per_seed.groupby(keys + ["env"], dropna=False)[value].agg(["mean", "std", "count"])
-    out = out.reset_index().rename(
-        columns={"mean": f"{value}_mean", "std": f"{value}_std", "count": "n_seeds"}
-    )
-    return out
+    """The report's `over_seeds` per (keys, env), its columns named after `value`:
+    <value>_mean, <value>_std and n_seeds. A group without any value (e.g. an unfinished run)
+    keeps its row: NaN, 0 seeds."""
+    by = [*keys, "env"]
+    stats = aggregates.over_seeds(frame, by, value).drop(columns="n_tasks")
+    groups = frame[by].drop_duplicates().sort_values(by, ignore_index=True)
+    if stats.empty:
+        stats = groups.assign(mean=np.nan, std=np.nan, n_seeds=0)
+    else:
+        stats = groups.merge(stats, on=by, how="left")
+        stats["n_seeds"] = stats["n_seeds"].fillna(0).astype(int)
+    return stats.rename(columns={"mean": f"{value}_mean", "std": f"{value}_std"})
 
 
 def _panels(n: int, width: float = 4.0, height: float = 3.0, rows: int = 1):
@@ -65,7 +72,7 @@ def _base(runs: list[Run], **extra: Callable[[Run], object]) -> pd.DataFrame:
 
 def compute_study(runs: list[Run], tables: Path, figures: Path, name: str) -> list[Path]:
     """SORL's train-time (M_BTT) against test-time (M_inf) compute, and what training costs."""
-    runs = [r for r in runs if r.agent_setting("max_k_backprop") is not None]
+    runs = [r for r in runs if not math.isnan(r.settings["m_btt"])]
     rows = []
     for r in runs:
         for (m_inf, n), ev in sorted(r.evals.items()):
@@ -74,8 +81,8 @@ def compute_study(runs: list[Run], tables: Path, figures: Path, name: str) -> li
             rows.append(
                 {
                     "env": r.env, "task": r.task, "seed": r.seed,
-                    "m_btt": int(r.agent_setting("max_k_backprop")),
-                    "m_train": int(r.agent_setting("denoise_timesteps", 0)),
+                    "m_btt": int(r.settings["m_btt"]),
+                    "m_train": int(np.nan_to_num(r.settings["m_train"])),
                     "m_inf": m_inf, "success": 100 * float(ev["success"]),
                     "train_s_per_1k": 1000 * r.train_s / max(r.steps, 1),
                     "wall_s": r.wall_s,
@@ -116,6 +123,11 @@ def compute_study(runs: list[Run], tables: Path, figures: Path, name: str) -> li
                "s / 1k updates: training seconds (excluding evaluation) per 1,000 updates",
                "†: M_inf greater than the training M (CSV column beyond_training_m)"],
     )  # fmt: skip
+    return write_table(table, tables, name) + _compute_figure(data, m_infs, figures, name)
+
+
+def _compute_figure(data: pd.DataFrame, m_infs: list, figures: Path, name: str) -> list[Path]:
+    """Bars of success per M_BTT group and M_inf, one panel per environment."""
     envs = sorted(data["env"].unique())
     fig, axes = _panels(len(envs), width=max(4.0, 0.35 * len(m_infs) * data["m_btt"].nunique()))
     colors = plt.cm.viridis(np.linspace(0.1, 0.9, len(m_infs)))
@@ -147,7 +159,7 @@ def compute_study(runs: list[Run], tables: Path, figures: Path, name: str) -> li
     axes[0][0].legend(fontsize=7, title="hatched: M_inf > M", title_fontsize=7)
     fig.suptitle("Success by train-time (M_BTT) and test-time (M_inf) compute; bars: mean, "
                  "whiskers: ±1 std over seeds", fontsize=9)  # fmt: skip
-    return write_table(table, tables, name) + save(fig, figures, name)
+    return save(fig, figures, name)
 
 
 # ----------------------------------------------------------------------------- 2. data scale
@@ -158,8 +170,8 @@ def data_scale_study(runs: list[Run], tables: Path, figures: Path, name: str) ->
     frame = _base(
         runs,
         fraction=lambda r: r.data_fraction,
-        transitions=lambda r: r.config.get("num_transitions", math.nan),
-        episodes_kept=lambda r: r.config.get("data_episodes", math.nan),
+        transitions=lambda r: r.settings["num_transitions"],
+        episodes_kept=lambda r: r.settings["data_episodes"],
         success=lambda r: 100 * r.success(),
     )
     if frame.empty:
@@ -209,11 +221,11 @@ def equal_compute_study(runs: list[Run], tables: Path, figures: Path, name: str)
     curve_rows = [
         {"variant": r.variant, "env": r.env, "task": r.task, "seed": r.seed, "step": c["step"],
          "time_s": c.get("time_s", math.nan), "success": 100 * c["success"]}
-        for r in runs for c in r.curve
+        for r in runs if r.curve is not None for c in r.curve.to_dict("records")
     ]  # fmt: skip
     eval_rows = [
         {"variant": r.variant, "env": r.env, "task": r.task, "seed": r.seed, "m_inf": m, "n": n,
-         "ms_per_action": float(ev.get("ms_per_action", math.nan)), "success": 100 * float(ev["success"])}
+         "ms_per_action": ev["ms_per_action"], "success": 100 * ev["success"]}
         for r in runs for (m, n), ev in r.evals.items()
     ]  # fmt: skip
     curves, evals = pd.DataFrame(curve_rows), pd.DataFrame(eval_rows)
@@ -351,13 +363,18 @@ def value_study(runs: list[Run], tables: Path, figures: Path, name: str) -> list
                "Q tracking G on eval episodes while success stays low points at policy extraction; "
                "Q not tracking G points at value learning"],
     )  # fmt: skip
+    return write_table(table, tables, name) + _value_figure(runs, frame, figures, name)
+
+
+def _value_figure(runs: list[Run], frame: pd.DataFrame, figures: Path, name: str) -> list[Path]:
+    """Q against the return G per run (value/q_mc.npz): dataset rows and evaluation episodes."""
     fig, axes = _panels(2, width=4.2, height=3.6)
     variants = sorted(frame["variant"].unique())
     colors = dict(zip(variants, plt.cm.tab10.colors * 3, strict=False))
     for ax, where in zip(axes[0], ("dataset", "eval"), strict=True):
         lo, hi = np.inf, -np.inf
         for r in runs:
-            npz = r.dir / "value" / "q_mc.npz"
+            npz = r.dir / layout.VALUE_POINTS
             if r.value is None or not r.value["has_critic"] or not npz.is_file():
                 continue
             with np.load(npz) as f:
@@ -382,7 +399,7 @@ def value_study(runs: list[Run], tables: Path, figures: Path, name: str) -> list
     fig.suptitle("Value learning: Q vs return (dots: trusted steps, x: steps near an episode cut-off)",
                  fontsize=9)  # fmt: skip
     fig.tight_layout()
-    return write_table(table, tables, name) + save(fig, figures, name)
+    return save(fig, figures, name)
 
 
 # ----------------------------------------------------------------------------- 5. released-code quirks
@@ -391,9 +408,9 @@ def value_study(runs: list[Run], tables: Path, figures: Path, name: str) -> list
 def quirks_study(runs: list[Run], tables: Path, figures: Path, name: str) -> list[Path]:
     """SORL with the released code's update semantics against the clean reading, same seeds."""
     rows = [
-        {"env": r.env, "task": r.task, "seed": r.seed, "semantics": r.agent_setting("update_semantics"),
+        {"env": r.env, "task": r.task, "seed": r.seed, "semantics": r.settings["update_semantics"],
          "m_inf": m, "success": 100 * float(ev["success"])}
-        for r in runs if r.agent_setting("update_semantics") is not None
+        for r in runs if r.settings["update_semantics"] is not None
         for (m, n), ev in r.evals.items() if n == 1
     ]  # fmt: skip
     frame = pd.DataFrame(rows)

@@ -9,13 +9,13 @@ value learning.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sorlab import layout
 from sorlab.studies.maths import bias_correlation, mc_returns, truncation_ok
 
 Q_BATCH = 4096  # rows per jitted critic call (padded, so one compilation)
@@ -175,9 +175,8 @@ def write_value_study(out: str | os.PathLike, summary: dict, points: dict) -> No
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     npz = out.with_suffix(".npz")
-    tmp = npz.with_name(npz.stem + ".tmp.npz")
-    np.savez_compressed(tmp, **points)
+    tmp = layout.tmp_path(npz)
+    with open(tmp, "wb") as f:
+        np.savez_compressed(f, **points)
     os.replace(tmp, npz)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=2, allow_nan=True) + "\n")
-    os.replace(tmp, out)
+    layout.write_json(out, summary)

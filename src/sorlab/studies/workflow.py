@@ -1,7 +1,8 @@
 """What the Snakemake workflow needs to know about studies and agent variants, as functions of
-the (validated) config, so that workflow/rules/studies.smk holds rules only.
+the config validated by workflow/schemas/config.schema.yaml (which fills in every default), so
+that workflow/rules/studies.smk holds rules only.
 
-Config keys (workflow/schemas/config.schema.yaml):
+Config keys:
   variants: {<name>: {agent: <agent>, overrides: {<key>: <value>}, data_fraction: <(0, 1]>}}
   studies:  {<study>: {agents: [..] (default: config agents), <study options>}}
 A variant is trained as its base agent with its overrides (after train.overrides of the base
@@ -11,53 +12,44 @@ run directory is results/runs/<variant>/..., so the report shows it under its ow
 
 from __future__ import annotations
 
-from sorlab.studies import STUDY_NAMES, study_outputs
-
-RUN_DIR = "results/runs/{agent}/{env}/task{task}/seed{seed}"
-VALUE_DEFAULTS = {"episodes": 10, "seed": 0, "m_inf": None, "dataset_points": 5000}
+from sorlab import layout
+from sorlab.studies import STUDY_NAMES, study_outputs  # noqa: F401 (STUDY_NAMES: for the rules)
 
 
 def base_agent(config: dict, name: str) -> str:
     """The agent a config agent name trains: itself, or a variant's `agent`."""
-    variant = (config.get("variants") or {}).get(name)
+    variant = config["variants"].get(name)
     return variant["agent"] if variant else name
 
 
 def variant_overrides(config: dict, name: str) -> dict:
-    variant = (config.get("variants") or {}).get(name) or {}
-    return dict(variant.get("overrides") or {})
+    return dict(config["variants"][name]["overrides"] or {})
 
 
 def data_fraction(config: dict, name: str) -> float:
-    variant = (config.get("variants") or {}).get(name) or {}
-    return float(variant.get("data_fraction", 1.0))
+    return float(config["variants"][name]["data_fraction"])
 
 
 def check_variants(config: dict, agent_names) -> None:
     """Every variant names a known base agent and does not shadow one."""
-    for name, variant in (config.get("variants") or {}).items():
+    for name, variant in config["variants"].items():
         if name in agent_names:
             raise ValueError(f"config variants: {name!r} is an agent's name; pick another name")
-        if variant.get("agent") not in agent_names:
+        if variant["agent"] not in agent_names:
             raise ValueError(
-                f"config variants.{name}.agent: unknown agent {variant.get('agent')!r}; "
+                f"config variants.{name}.agent: unknown agent {variant['agent']!r}; "
                 f"known agents: {', '.join(agent_names)}"
             )
 
 
 def studies(config: dict) -> dict[str, dict]:
-    chosen = config.get("studies") or {}
-    for name in chosen:
-        if name not in STUDY_NAMES:
-            raise ValueError(
-                f"config studies: unknown study {name!r}; known: {', '.join(STUDY_NAMES)}"
-            )
-    return {name: dict(options or {}) for name, options in chosen.items()}
+    """The config's studies and their options (a study listed without options: {})."""
+    return {name: dict(options or {}) for name, options in config["studies"].items()}
 
 
 def study_runs(config: dict, study: str) -> list[dict]:
     """Wildcards of the runs one study reads: its `agents` (default: all config agents)."""
-    options = studies(config).get(study, {})
+    options = studies(config)[study]
     agents = options.get("agents") or config["agents"]
     unknown = [a for a in agents if a not in config["agents"]]
     if unknown:
@@ -74,30 +66,30 @@ def study_runs(config: dict, study: str) -> list[dict]:
 
 
 def study_run_dirs(config: dict, study: str) -> list[str]:
-    return [RUN_DIR.format(**run) for run in study_runs(config, study)]
+    return [layout.RUN_DIR.format(**run) for run in study_runs(config, study)]
 
 
 def study_inputs(config: dict, study: str, eval_grid) -> list[str]:
     """Files the study's report reads: summaries, the evaluation grid, value files."""
     files = []
     for run in study_runs(config, study):
-        run_dir = RUN_DIR.format(**run)
-        files.append(f"{run_dir}/summary.json")
-        files += [f"{run_dir}/eval/{m}_{n}.json" for m, n in eval_grid(run["agent"])]
+        run_dir = layout.RUN_DIR.format(**run)
+        files.append(f"{run_dir}/{layout.SUMMARY}")
+        files += [str(layout.eval_path(run_dir, m, n)) for m, n in eval_grid(run["agent"])]
         if study == "value":
-            files.append(f"{run_dir}/value/q_mc.json")
+            files.append(f"{run_dir}/{layout.VALUE_FILE}")
     return files
 
 
 def value_args(config: dict) -> str:
-    """`python -m sorlab.studies value` flags from studies.value's options."""
-    options = {**VALUE_DEFAULTS, **studies(config).get("value", {})}
+    """`python -m sorlab.studies value` flags from studies.value's options (schema defaults)."""
+    options = config["studies"]["value"]
     args = [
         f"--episodes {int(options['episodes'])}",
         f"--seed {int(options['seed'])}",
         f"--dataset-points {int(options['dataset_points'])}",
     ]
-    if options.get("m_inf"):
+    if options["m_inf"]:
         args.append(f"--m-inf {int(options['m_inf'])}")
     return " ".join(args)
 
