@@ -247,7 +247,7 @@ def test_a_malformed_run_file_is_named(tmp_path):
 
 
 def test_train_data_fraction_flag_subsamples_and_records(tmp_path):
-    from sorlab import train
+    from sorlab.training import loop as train
 
     rng = np.random.default_rng(0)
     n, obs_dim, act_dim = 40, 28, 5  # cube-single's widths

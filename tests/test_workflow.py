@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from sorlab.agents import scales_at_inference
 from sorlab.report import output_paths
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,7 +114,7 @@ def test_end_to_end_writes_every_table_and_figure(study):
             assert summary["steps"] == config["train"]["steps"]
             assert {"step", "success"} <= set(pd.read_csv(run / "eval_curve.csv").columns)
             evals = sorted(p.name for p in (run / "eval").glob("*.json"))
-            if agent in config["evaluate"]["scaling_agents"]:
+            if scales_at_inference(agent):
                 grid = [
                     (m, n) for m in config["evaluate"]["m_inf"] for n in config["evaluate"]["n"]
                 ]
@@ -272,10 +273,6 @@ def test_lint_is_clean(study):
         (
             lambda c: c.update(envs={"antmaze-large-navigate-v0": {"tasks": [1]}}),
             ["config data.source", "antmaze-large-navigate-v0", "data.source: download"],
-        ),
-        (
-            lambda c: c["evaluate"].update(scaling_agents=["sorll"]),
-            ["config evaluate.scaling_agents", "unknown agent 'sorll'"],
         ),
     ],
 )

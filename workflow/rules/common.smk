@@ -15,8 +15,8 @@ from snakemake.utils import validate
 
 from sorlab import configcheck, layout
 
-from sorlab.agents import AGENT_NAMES, get_agent
-from sorlab.train import eval_m_inf
+from sorlab.agents import AGENT_NAMES, get_agent, scales_at_inference
+from sorlab.training.settings import eval_m_inf
 from sorlab.report.outputs import FIGURES, TABLES, figure_paths, table_paths
 import sorlab.studies.workflow as studies_workflow
 
@@ -88,9 +88,10 @@ def runs():
 
 
 def eval_grid(agent):
-    """The (m_inf, n) points an agent is evaluated at: the whole grid for agents that scale."""
+    """The (m_inf, n) points an agent is evaluated at: the whole grid for agents that scale at
+    inference (sorlab.agents.scales_at_inference; a variant as its base agent), else (1, 1)."""
     evaluate = config["evaluate"]
-    if {agent, studies_workflow.base_agent(config, agent)} & set(evaluate["scaling_agents"]):
+    if scales_at_inference(studies_workflow.base_agent(config, agent)):
         return [(m_inf, n) for m_inf in evaluate["m_inf"] for n in evaluate["n"]]
     return [(1, 1)]
 
@@ -256,7 +257,6 @@ def check_runs():
     value, and every M_inf / N each agent is evaluated at (during training and after)."""
     known = list(AGENT_NAMES) + list(config["variants"])
     evaluate = config["evaluate"]
-    configcheck.check_agent_names("evaluate.scaling_agents", evaluate["scaling_agents"], known)
     configcheck.check_envs(config["envs"], config["data"]["source"])
     first = {env: spec["tasks"][0] for env, spec in config["envs"].items()}
     base = lambda agent: studies_workflow.base_agent(config, agent)  # noqa: E731
