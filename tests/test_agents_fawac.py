@@ -2,7 +2,7 @@
 
 import jax
 import numpy as np
-from conftest import mode_fractions, train_chunks
+from bandit import mode_fractions, train_chunks
 
 from sorlab.agents import fawac
 

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import make_bandit_dataset, mode_fractions, train_on_bandit
+from bandit import make_bandit_dataset, mode_fractions, train_on_bandit
 
 from sorlab.agents import fql
 

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import mode_fractions, train_chunks
+from bandit import mode_fractions, train_chunks
 
 from sorlab.agents import idql
 from sorlab.networks import ResidualVectorField

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import mode_fractions, train_on_bandit
+from bandit import mode_fractions, train_on_bandit
 
 from sorlab.agents import ifql
 

@@ -3,7 +3,7 @@
 import jax
 import numpy as np
 import pytest
-from conftest import make_bandit_dataset, mode_fractions, train_on_bandit
+from bandit import make_bandit_dataset, mode_fractions, train_on_bandit
 
 from sorlab.agents import iql
 

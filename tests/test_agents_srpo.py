@@ -3,7 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-from conftest import mode_fractions, train_chunks
+from bandit import mode_fractions, train_chunks
 
 from sorlab.agents import srpo
 

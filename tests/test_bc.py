@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ACTION_DIM, OBS_DIM, make_bandit_dataset, mode_fractions
+from bandit import ACTION_DIM, OBS_DIM, make_bandit_dataset, mode_fractions
 from jax.scipy.stats import norm
 
 from sorlab.agents import bc

@@ -1,7 +1,7 @@
 """The agent interface, checked for EVERY registered agent (sorlab.agents.AGENTS): a new agent
 is tested here as soon as it is registered. Its own maths go in tests/test_agents_<name>.py.
 
-Per agent, on the bandit (tests/conftest.py) with networks shrunk to width <= 32:
+Per agent, on the bandit (tests/bandit.py) with networks shrunk to width <= 32:
 init/update/act shapes, finite metrics named `critic/...`, `actor/...` (or `value/...`), the
 same numbers for the same keys, an orbax checkpoint round trip as the trainer writes it, and
 `update` vmapped over seeds equal to one seed at a time; `act` vmapped over observations as the
@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ACTION_DIM, bandit_data
+from bandit import ACTION_DIM, bandit_data
 
 from sorlab.agents import AGENTS, get_agent, scales_at_inference
 

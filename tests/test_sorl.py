@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ACTION_DIM, OBS_DIM
+from bandit import ACTION_DIM, OBS_DIM
 
 from sorlab.agents import get_agent, sorl
 

@@ -1,4 +1,4 @@
-"""SORL learns on the two-mode offline bandit (tests/conftest.py): with the Q loss off it imitates
+"""SORL learns on the two-mode offline bandit (tests/bandit.py): with the Q loss off it imitates
 both modes, with 1 and with 8 sampling steps; with the Q loss on it prefers the better mode."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import OBS_DIM, make_bandit_dataset, mode_fractions
+from bandit import OBS_DIM, make_bandit_dataset, mode_fractions
 
 from sorlab.agents import sorl
 

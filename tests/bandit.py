@@ -5,7 +5,7 @@ episode (mask 0), so Q(s, a) = r(a). The data holds the two modes in equal measu
 (reward 1) and around -MODE (reward 0). A policy that imitates the data puts half its mass on
 each mode; one that maximises Q prefers +MODE.
 
-Test files import these helpers with `from conftest import ...` (pytest puts tests/ on the path).
+Test files import these helpers with `from bandit import ...` (pytest puts tests/ on the path).
 """
 
 from __future__ import annotations
