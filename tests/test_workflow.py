@@ -215,17 +215,19 @@ def test_interrupted_run_keeps_its_learning_curve(datasets, tmp_path):
 
     workdir = dirs["interrupted"]
     env = dict(os.environ, PATH=path_without_venv(), MUJOCO_GL="egl")
-    proc = subprocess.Popen(
-        [str(BIN / "snakemake"), *args], cwd=workdir, env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    log = tmp_path / "interrupted.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [str(BIN / "snakemake"), *args], cwd=workdir, env=env, start_new_session=True,
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     checkpoint = workdir / run / "checkpoints" / "250" / "commit_success.txt"
     deadline = time.monotonic() + 900
     while not checkpoint.exists():
-        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint 250"
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-5000:]
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
-    assert proc.wait(timeout=300) != 0
+    assert proc.wait(timeout=300) != 0, log.read_text()[-5000:]
     assert not (workdir / run / "summary.json").exists(), "interrupted too late: run finished"
 
     out = snakemake(workdir, *args, "-n", check=False)

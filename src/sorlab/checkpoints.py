@@ -119,6 +119,9 @@ def save_checkpoint(manager, step: int, state, train_key, meta: dict) -> None:
         )
         manager.wait_until_finished()
     except Exception as err:  # orbax/tensorstore wrap OS errors (full disk, quota) in their own
+        # The failed write's asyncio tasks are collected later, each logging its traceback;
+        # the one-line error below names the failure, and the run is about to stop.
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         last = [s for s in manager.all_steps() if s != step]
         resume = f"step {max(last)}" if last else "the start"
         raise CheckpointWriteError(
