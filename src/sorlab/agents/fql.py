@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from sorlab.agents._lib.config import shared_config
+from sorlab.agents._lib.critics import ensemble_q, twin_critic
 from sorlab.agents._lib.envs import FQL_Q_AGG, per_env
 from sorlab.agents._lib.flow import euler_flow
 from sorlab.agents._lib.losses import aggregate, q_maximisation_loss
@@ -29,7 +30,7 @@ from sorlab.agents._lib.state import (
     check_batch,
     create_state,
 )
-from sorlab.networks import ActorVectorField, Value
+from sorlab.networks import ActorVectorField
 
 # Exact flags of the FQL README ("Reproducing the main results", state-based OGBench).
 ALPHA = {
@@ -79,7 +80,7 @@ def q_loss(q: jnp.ndarray, normalize: bool) -> jnp.ndarray:
 def networks(config) -> dict:
     dims, action_dim = config["actor_hidden_dims"], config["action_dim"]
     return dict(
-        critic=Value(config["value_hidden_dims"], layer_norm=config["layer_norm"], num_ensembles=2),
+        critic=twin_critic(config),
         actor_bc_flow=ActorVectorField(dims, action_dim, layer_norm=config["actor_layer_norm"]),
         actor_onestep_flow=ActorVectorField(
             dims, action_dim, layer_norm=config["actor_layer_norm"]
@@ -210,8 +211,7 @@ def act(
 @jax.jit
 def _q_value(state: TrainState, observations, actions):
     critic = networks(state.config)["critic"]
-    qs = critic.apply({"params": state.params["critic"]}, observations, actions)
-    return aggregate(qs, state.config["q_agg"])
+    return ensemble_q(critic, state.params["critic"], observations, actions, state.config["q_agg"])
 
 
 def q_value(

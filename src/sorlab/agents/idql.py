@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from sorlab.agents._lib.config import insert_after, shared_config
+from sorlab.agents._lib.critics import ensemble_q, state_value, twin_critic
 from sorlab.agents._lib.envs import idql_expectile, idql_value_dims
 from sorlab.agents._lib.losses import aggregate, iql_critic_loss, iql_forward, iql_value_loss
 from sorlab.agents._lib.state import (
@@ -23,7 +24,7 @@ from sorlab.agents._lib.state import (
     check_batch,
     create_state,
 )
-from sorlab.networks import Value, behavior_network
+from sorlab.networks import behavior_network
 
 
 def default_config(env_name: str) -> dict:
@@ -112,11 +113,7 @@ def _networks(config):
         config["action_dim"],
         config["actor_layer_norm"],
     )
-    critic = Value(hidden_dims=config["value_hidden_dims"], layer_norm=config["layer_norm"])
-    value = Value(
-        hidden_dims=config["value_hidden_dims"], layer_norm=config["layer_norm"], num_ensembles=1
-    )
-    return actor, critic, value
+    return actor, twin_critic(config), state_value(config)
 
 
 def _betas(config) -> jax.Array:
@@ -208,8 +205,7 @@ def act(state: TrainState, observations, rng: jax.Array, **inference) -> jax.Arr
 @jax.jit
 def _q_value(state: TrainState, observations: jax.Array, actions: jax.Array) -> jax.Array:
     _, critic, _ = _networks(state.config)
-    qs = critic.apply({"params": state.params["critic"]}, observations, actions)
-    return aggregate(qs, state.config["q_agg"])
+    return ensemble_q(critic, state.params["critic"], observations, actions, state.config["q_agg"])
 
 
 def q_value(state: TrainState, observations, actions, **inference) -> jax.Array:

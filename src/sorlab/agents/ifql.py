@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from sorlab.agents._lib.config import shared_config
+from sorlab.agents._lib.critics import ensemble_q, state_value, twin_critic, value_critic_info
 from sorlab.agents._lib.envs import per_env
 from sorlab.agents._lib.flow import euler_flow
 from sorlab.agents._lib.losses import iql_forward, iql_value_critic_losses
@@ -30,7 +31,7 @@ from sorlab.agents._lib.state import (
     check_batch,
     create_state,
 )
-from sorlab.networks import ActorVectorField, Value
+from sorlab.networks import ActorVectorField
 
 # Candidates N per OGBench family: the FQL paper's Table 6 (32 everywhere; antsoccer-arena 64
 # from a later paper's reprint of that table, secondary); the FQL README's example
@@ -76,8 +77,8 @@ def select_by_value(candidates: jnp.ndarray, q: jnp.ndarray) -> jnp.ndarray:
 
 def networks(config) -> dict:
     return dict(
-        value=Value(config["value_hidden_dims"], layer_norm=config["layer_norm"], num_ensembles=1),
-        critic=Value(config["value_hidden_dims"], layer_norm=config["layer_norm"], num_ensembles=2),
+        value=state_value(config),
+        critic=twin_critic(config),
         actor_flow=ActorVectorField(
             config["actor_hidden_dims"], config["action_dim"], layer_norm=config["actor_layer_norm"]
         ),
@@ -123,14 +124,7 @@ def _loss(params, state: TrainState, batch, rng) -> tuple[jnp.ndarray, dict]:
     actor_loss = jnp.mean((pred - (actions - x0)) ** 2)
 
     info = {
-        "value/value_loss": value_loss,
-        "value/v_mean": v.mean(),
-        "value/v_max": v.max(),
-        "value/v_min": v.min(),
-        "critic/critic_loss": critic_loss,
-        "critic/q_mean": q_target.mean(),
-        "critic/q_max": q_target.max(),
-        "critic/q_min": q_target.min(),
+        **value_critic_info(value_loss, v, critic_loss, q_target),
         "actor/actor_loss": actor_loss,
     }
     return value_loss + critic_loss + actor_loss, info
@@ -177,7 +171,7 @@ def act(
 @jax.jit
 def _q_value(state: TrainState, observations, actions):
     critic = networks(state.config)["critic"]
-    return jnp.min(critic.apply({"params": state.params["critic"]}, observations, actions), axis=0)
+    return ensemble_q(critic, state.params["critic"], observations, actions, "min")
 
 
 def q_value(

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 
 from sorlab.agents._lib import gaussian
 from sorlab.agents._lib.config import shared_config
+from sorlab.agents._lib.critics import ensemble_q, state_value, twin_critic, value_critic_info
 from sorlab.agents._lib.envs import is_manipulation, per_env
 from sorlab.agents._lib.losses import advantage_weights, iql_forward, iql_value_critic_losses
 from sorlab.agents._lib.state import (
@@ -27,7 +28,7 @@ from sorlab.agents._lib.state import (
     check_batch,
     create_state,
 )
-from sorlab.networks import GaussianActor, Value
+from sorlab.networks import GaussianActor
 
 # AWR inverse temperature `alpha` per OGBench family: the FQL paper's Table 6 (antsoccer: a later
 # paper's reprint of it, secondary); humanoidmaze-medium and visual cube-single also match the
@@ -61,8 +62,8 @@ def default_config(env_name: str) -> dict:
 
 def networks(config, action_dim: int) -> dict:
     return dict(
-        value=Value(config["value_hidden_dims"], layer_norm=config["layer_norm"], num_ensembles=1),
-        critic=Value(config["value_hidden_dims"], layer_norm=config["layer_norm"], num_ensembles=2),
+        value=state_value(config),
+        critic=twin_critic(config),
         actor=GaussianActor(
             config["actor_hidden_dims"],
             action_dim,
@@ -113,14 +114,7 @@ def _loss(params: dict, state: TrainState, batch: dict) -> tuple[jnp.ndarray, di
     actor_loss = -(weights * log_prob).mean()
 
     info = {
-        "value/value_loss": value_loss,
-        "value/v_mean": v.mean(),
-        "value/v_max": v.max(),
-        "value/v_min": v.min(),
-        "critic/critic_loss": critic_loss,
-        "critic/q_mean": q_target.mean(),
-        "critic/q_max": q_target.max(),
-        "critic/q_min": q_target.min(),
+        **value_critic_info(value_loss, v, critic_loss, q_target),
         "actor/actor_loss": actor_loss,
         "actor/adv": adv.mean(),
         "actor/bc_log_prob": log_prob.mean(),
@@ -158,10 +152,8 @@ def act(
 
 @jax.jit
 def _q_value(state: TrainState, observations: jnp.ndarray, actions: jnp.ndarray) -> jnp.ndarray:
-    nets = networks(state.config, state.config["action_dim"])
-    return jnp.min(
-        nets["critic"].apply({"params": state.params["critic"]}, observations, actions), axis=0
-    )
+    critic = networks(state.config, state.config["action_dim"])["critic"]
+    return ensemble_q(critic, state.params["critic"], observations, actions, "min")
 
 
 def q_value(

@@ -23,6 +23,7 @@ import numpy as np
 
 from sorlab.agents._lib import gaussian
 from sorlab.agents._lib.config import shared_config
+from sorlab.agents._lib.critics import ensemble_q, twin_critic
 from sorlab.agents._lib.envs import per_env
 from sorlab.agents._lib.state import (
     TD_BATCH_KEYS,
@@ -32,7 +33,7 @@ from sorlab.agents._lib.state import (
     create_state,
     soft_update,
 )
-from sorlab.networks import GaussianActor, Value
+from sorlab.networks import GaussianActor
 
 # (alpha_actor, alpha_critic) per OGBench family: the FQL paper's Table 6 (antsoccer: a later
 # paper's reprint of it, secondary); humanoidmaze-medium and visual cube-single also match the
@@ -119,7 +120,7 @@ def actor_objective(
 
 def networks(config) -> dict:
     return dict(
-        critic=Value(config["value_hidden_dims"], layer_norm=config["layer_norm"], num_ensembles=2),
+        critic=twin_critic(config),
         actor=GaussianActor(
             config["actor_hidden_dims"],
             config["action_dim"],
@@ -274,7 +275,7 @@ def act(
 @jax.jit
 def _q_value(state: TrainState, observations, actions):
     critic = networks(state.config)["critic"]
-    return jnp.min(critic.apply({"params": state.params["critic"]}, observations, actions), axis=0)
+    return ensemble_q(critic, state.params["critic"], observations, actions, "min")
 
 
 def q_value(

@@ -19,8 +19,9 @@ import jax
 import jax.numpy as jnp
 
 from sorlab.agents._lib.config import insert_after, shared_config
+from sorlab.agents._lib.critics import ensemble_q, state_value, twin_critic
 from sorlab.agents._lib.envs import idql_expectile, idql_value_dims, per_env
-from sorlab.agents._lib.losses import aggregate, iql_critic_loss, iql_forward, iql_value_loss
+from sorlab.agents._lib.losses import iql_critic_loss, iql_forward, iql_value_loss
 from sorlab.agents._lib.state import (
     TD_BATCH_KEYS,
     TrainState,
@@ -28,7 +29,7 @@ from sorlab.agents._lib.state import (
     check_batch,
     create_state,
 )
-from sorlab.networks import DiracActor, Value, behavior_network
+from sorlab.networks import DiracActor, behavior_network
 
 # Weight of the (unit-RMS) Q-gradient term per OGBench family: the FQL paper's Table 6 (SRPO
 # column). Its antsoccer value is not published: by rule, antmaze-giant's (see fawac.ALPHA).
@@ -110,11 +111,7 @@ def _networks(config):
         config["action_dim"],
         config["actor_layer_norm"],
     )
-    critic = Value(hidden_dims=config["value_hidden_dims"], layer_norm=config["layer_norm"])
-    value = Value(
-        hidden_dims=config["value_hidden_dims"], layer_norm=config["layer_norm"], num_ensembles=1
-    )
-    return actor, behavior, critic, value
+    return actor, behavior, twin_critic(config), state_value(config)
 
 
 def init(rng: jax.Array, example_batch: dict, config: dict) -> TrainState:
@@ -204,8 +201,7 @@ def act(state: TrainState, observations, rng: jax.Array, **inference) -> jax.Arr
 @jax.jit
 def _q_value(state: TrainState, observations: jax.Array, actions: jax.Array) -> jax.Array:
     critic = _networks(state.config)[2]
-    qs = critic.apply({"params": state.params["critic"]}, observations, actions)
-    return aggregate(qs, state.config["q_agg"])
+    return ensemble_q(critic, state.params["critic"], observations, actions, state.config["q_agg"])
 
 
 def q_value(state: TrainState, observations, actions, **inference) -> jax.Array:

@@ -108,15 +108,7 @@ class _PlayCollector:
         p_stack = self._p_stack()
         oracle = self.oracles[info["privileged/target_task"]]
         oracle.reset(ob, info)
-        steps: dict[str, list] = {
-            "observations": [],
-            "actions": [],
-            "terminals": [],
-            "qpos": [],
-            "qvel": [],
-        }
-        if self.has_buttons:
-            steps["button_states"] = []
+        steps = _new_steps(*(["button_states"] if self.has_buttons else []))
         done = False
         while not done:
             action = np.clip(np.asarray(oracle.select_action(ob, info)), -1, 1)
@@ -127,11 +119,7 @@ class _PlayCollector:
                 oracle_ob, oracle_info = env.unwrapped.set_new_target(p_stack=p_stack)
                 oracle = self.oracles[oracle_info["privileged/target_task"]]
                 oracle.reset(oracle_ob, oracle_info)
-            steps["observations"].append(ob)
-            steps["actions"].append(action)
-            steps["terminals"].append(done)
-            steps["qpos"].append(info["prev_qpos"])
-            steps["qvel"].append(info["prev_qvel"])
+            _record(steps, ob, action, done, info)
             if self.has_buttons:
                 steps["button_states"].append(info["prev_button_states"])
             ob = next_ob
@@ -172,13 +160,7 @@ class _NavigateCollector:
         ob, _ = env.reset(
             seed=env_seed, options=dict(task_info=dict(init_ij=init_ij, goal_ij=goal_ij))
         )
-        steps: dict[str, list] = {
-            "observations": [],
-            "actions": [],
-            "terminals": [],
-            "qpos": [],
-            "qvel": [],
-        }
+        steps = _new_steps()
         done = False
         while not done:
             # The point-mass "expert" is the unit direction to the oracle subgoal.
@@ -191,11 +173,7 @@ class _NavigateCollector:
             if info["success"]:
                 # 'navigate': a new goal every time the current one is reached.
                 maze.set_goal(self.vertex_cells[np.random.randint(len(self.vertex_cells))])
-            steps["observations"].append(ob)
-            steps["actions"].append(action)
-            steps["terminals"].append(done)
-            steps["qpos"].append(info["prev_qpos"])
-            steps["qvel"].append(info["prev_qvel"])
+            _record(steps, ob, action, done, info)
             ob = next_ob
         return _to_arrays(steps)
 
@@ -221,6 +199,20 @@ def _maze_cells(maze_map: np.ndarray) -> tuple[list, list]:
 # ----------------------------------------------------------------------------- files
 # dtypes of the official files (generate_manipspace.py / generate_locomaze.py).
 _DTYPES = {"terminals": bool, "button_states": np.int64}
+
+
+def _new_steps(*extra: str) -> dict[str, list]:
+    """Empty per-step lists of one episode: the keys every OGBench dataset file has, then `extra`."""
+    return {key: [] for key in ("observations", "actions", "terminals", "qpos", "qvel", *extra)}
+
+
+def _record(steps: dict[str, list], ob, action, done: bool, info: dict) -> None:
+    """Append one step: the observation before `action`, and the simulator state it came from."""
+    steps["observations"].append(ob)
+    steps["actions"].append(action)
+    steps["terminals"].append(done)
+    steps["qpos"].append(info["prev_qpos"])
+    steps["qvel"].append(info["prev_qvel"])
 
 
 def _to_arrays(steps: dict[str, list]) -> dict[str, np.ndarray]:

@@ -5,6 +5,7 @@
 - `state`: the train state, the one Adam step, soft target updates, the batch check;
 - `losses`: TD targets and losses, ensemble aggregation, the Q-maximisation loss, expectile and
   IQL losses, advantage weights;
+- `critics`: the twin critic and value networks, the ensemble Q read-out, value metrics;
 - `flow`: flow-matching pieces and Euler sampling;
 - `gaussian`: log-densities and sampling of the Gaussian actor (networks.GaussianActor).
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from sorlab.agents._lib.critics import ensemble_q, twin_critic
 from sorlab.agents._lib.losses import aggregate, td_loss, td_target
 from sorlab.agents._lib.state import TrainState, check_batch, create_state
 from sorlab.networks import ActorVectorField, Value
@@ -61,8 +62,7 @@ def flow_networks(config) -> tuple[ActorVectorField, Value]:
         action_dim=config["action_dim"],
         layer_norm=config["actor_layer_norm"],
     )
-    critic = Value(hidden_dims=config["value_hidden_dims"], layer_norm=config["layer_norm"])
-    return actor, critic
+    return actor, twin_critic(config)
 
 
 def init_actor_critic(rng: jax.Array, example_batch: dict, config: dict, agent: str) -> TrainState:
@@ -110,5 +110,4 @@ def flow_policy_critic_loss(state: TrainState, params, batch: dict, rng: jax.Arr
 def critic_q_value(state: TrainState, observations: jax.Array, actions: jax.Array) -> jax.Array:
     """The critic ensemble of `flow_networks` aggregated with the config's `q_agg`, (B,)."""
     _, critic = flow_networks(state.config)
-    qs = critic.apply({"params": state.params["critic"]}, observations, actions)
-    return aggregate(qs, state.config["q_agg"])
+    return ensemble_q(critic, state.params["critic"], observations, actions, state.config["q_agg"])
