@@ -200,7 +200,9 @@ def test_interrupted_run_keeps_its_learning_curve(datasets, tmp_path):
     # A checkpoint at 250 falls between metrics rows (every 100): the resumed row at 300 must
     # still average 100 updates. Two evaluations after it leave time to interrupt.
     config["train"].update(steps=1000, checkpoint_interval=250, log_interval=100)
-    config["train"].update(eval_interval=500)
+    # Ten-episode evaluations make the stretch after checkpoint 250 last long enough for a
+    # slow, shared machine to see the checkpoint and interrupt before the run ends.
+    config["train"].update(eval_interval=500, eval_episodes=10)
     run = "results/runs/bc/cube-single-play-v0/task2/seed1"
     dirs = {}
     for name in ("uninterrupted", "interrupted"):
@@ -226,6 +228,7 @@ def test_interrupted_run_keeps_its_learning_curve(datasets, tmp_path):
     while not checkpoint.exists():
         assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-5000:]
         time.sleep(0.02)
+    assert proc.poll() is None, "interrupted too late: the run ended before the signal"
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
     assert proc.wait(timeout=300) != 0, log.read_text()[-5000:]
     assert not (workdir / run / "summary.json").exists(), "interrupted too late: run finished"
