@@ -155,9 +155,11 @@ class GaussianActor(nn.Module):
         elif self.const_std:
             log_stds = jnp.zeros_like(means)
         else:
-            log_stds = jnp.broadcast_to(
-                self.param("log_stds", nn.initializers.zeros, (self.action_dim,)), means.shape
-            )
+            # Clipped before it is broadcast (as BC always did): the other order rounds the
+            # gradient's batch sum differently and changes BC's numbers.
+            log_stds = self.param("log_stds", nn.initializers.zeros, (self.action_dim,))
+            log_stds = jnp.clip(log_stds, self.log_std_min, self.log_std_max)
+            return means, jnp.broadcast_to(log_stds, means.shape)
         return means, jnp.clip(log_stds, self.log_std_min, self.log_std_max)
 
 
