@@ -6,7 +6,7 @@ Both codes train on the same regenerated dataset with the same settings (cube-si
 code's per-seed successes below were measured on the project's 2-core machine (seeds 1-8, its
 unseeded evaluation loop). sorlab's come from run directories trained and evaluated with
 docs/equivalence.md's commands; seeds missing from RUNS_DIR fall back to SORLAB below, sorlab's
-own earlier measurements (training and evaluation are seeded, so the commands reproduce them).
+own measurements with the same commands (seeds 1-4 on 2026-12-01, 5-8 on 2026-12-02).
 Prints a Markdown table: means, standard errors and the gap in standard errors of the
 difference (Welch).
 
