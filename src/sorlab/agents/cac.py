@@ -19,8 +19,9 @@ import jax.numpy as jnp
 from sorlab.agents._lib.config import shared_config
 from sorlab.agents._lib.envs import FQL_Q_AGG, per_env
 from sorlab.agents._lib.flow import critic_q_value, flow_networks, init_actor_critic
+from sorlab.agents._lib.interface import interface_act, interface_q_value
 from sorlab.agents._lib.losses import aggregate, q_maximisation_loss, td_loss, td_target
-from sorlab.agents._lib.state import TrainState, actor_critic_grads, apply_update
+from sorlab.agents._lib.state import TrainState, actor_critic_update
 
 # Weight of the Q loss per OGBench family: the FQL paper's Table 6 (CAC column). Its antsoccer
 # value is not published: by rule, antmaze-giant's (see fawac.ALPHA and docs/baselines.md).
@@ -184,24 +185,16 @@ def actor_loss(state: TrainState, params, batch: dict, rng: jax.Array):
     }
 
 
-def update(state: TrainState, batch: dict, rng: jax.Array) -> tuple[TrainState, dict]:
-    grads, info = actor_critic_grads(state, batch, rng, critic_loss, actor_loss)
-    return apply_update(state, grads), info
+update = actor_critic_update(critic_loss, actor_loss)
 
 
-@jax.jit
 def _act(state: TrainState, observations: jax.Array, rng: jax.Array) -> jax.Array:
     return sample_policy(state.config, state.params["actor"], observations, rng)
 
 
-def act(state: TrainState, observations, rng: jax.Array, **inference) -> jax.Array:
-    """Sample with `sample_steps` consistency steps; `m_inf` and `n` are accepted and ignored."""
-    return _act(state, jnp.asarray(observations), rng)
+act = interface_act(
+    _act, "Sample with `sample_steps` consistency steps; `m_inf` and `n` are accepted and ignored."
+)
 
 
-_q_value = jax.jit(critic_q_value)
-
-
-def q_value(state: TrainState, observations, actions, **inference) -> jax.Array:
-    """Critic estimate (B,) with the training aggregation."""
-    return _q_value(state, jnp.asarray(observations), jnp.asarray(actions))
+q_value = interface_q_value(critic_q_value, "Critic estimate (B,) with the training aggregation.")

@@ -10,7 +10,6 @@ from the current flow policy (as in AWAC), a two-member LayerNorm ensemble.
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
 from sorlab.agents._lib.config import shared_config
 from sorlab.agents._lib.envs import FQL_Q_AGG, per_env
@@ -23,8 +22,9 @@ from sorlab.agents._lib.flow import (
     sample_flow_policy,
     weighted_flow_loss,
 )
+from sorlab.agents._lib.interface import interface_act, interface_q_value
 from sorlab.agents._lib.losses import advantage_weights, aggregate
-from sorlab.agents._lib.state import TrainState, actor_critic_grads, apply_update
+from sorlab.agents._lib.state import TrainState, actor_critic_update
 
 # AWAC inverse temperature per OGBench family: the FQL paper's Table 6 (FAWAC column). Its
 # antsoccer value is not published: by rule, antmaze-giant's (same ant, same discount 0.995, and
@@ -92,24 +92,16 @@ def actor_loss(state: TrainState, params, batch: dict, rng: jax.Array):
     }
 
 
-def update(state: TrainState, batch: dict, rng: jax.Array) -> tuple[TrainState, dict]:
-    grads, info = actor_critic_grads(state, batch, rng, critic_loss, actor_loss)
-    return apply_update(state, grads), info
+update = actor_critic_update(critic_loss, actor_loss)
 
 
-@jax.jit
 def _act(state: TrainState, observations: jax.Array, rng: jax.Array) -> jax.Array:
     return sample_flow_policy(state.config, state.params["actor"], observations, rng)
 
 
-def act(state: TrainState, observations, rng: jax.Array, **inference) -> jax.Array:
-    """Sample with `flow_steps` Euler steps; `m_inf` and `n` are accepted and ignored."""
-    return _act(state, jnp.asarray(observations), rng)
+act = interface_act(
+    _act, "Sample with `flow_steps` Euler steps; `m_inf` and `n` are accepted and ignored."
+)
 
 
-_q_value = jax.jit(critic_q_value)
-
-
-def q_value(state: TrainState, observations, actions, **inference) -> jax.Array:
-    """Critic estimate (B,) with the training aggregation."""
-    return _q_value(state, jnp.asarray(observations), jnp.asarray(actions))
+q_value = interface_q_value(critic_q_value, "Critic estimate (B,) with the training aggregation.")

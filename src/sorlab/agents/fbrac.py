@@ -10,7 +10,6 @@ The critic is a TD critic (two-member LayerNorm ensemble) with next actions from
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import optax
 
 from sorlab.agents._lib.config import shared_config
@@ -24,6 +23,7 @@ from sorlab.agents._lib.flow import (
     sample_flow_policy,
     weighted_flow_loss,
 )
+from sorlab.agents._lib.interface import interface_act, interface_q_value
 from sorlab.agents._lib.losses import q_maximisation_loss
 from sorlab.agents._lib.state import TrainState, actor_critic_grads, apply_update
 
@@ -92,19 +92,13 @@ def update(state: TrainState, batch: dict, rng: jax.Array) -> tuple[TrainState, 
     return apply_update(state, grads), info
 
 
-@jax.jit
 def _act(state: TrainState, observations: jax.Array, rng: jax.Array) -> jax.Array:
     return sample_flow_policy(state.config, state.params["actor"], observations, rng)
 
 
-def act(state: TrainState, observations, rng: jax.Array, **inference) -> jax.Array:
-    """Sample with `flow_steps` Euler steps; `m_inf` and `n` are accepted and ignored."""
-    return _act(state, jnp.asarray(observations), rng)
+act = interface_act(
+    _act, "Sample with `flow_steps` Euler steps; `m_inf` and `n` are accepted and ignored."
+)
 
 
-_q_value = jax.jit(critic_q_value)
-
-
-def q_value(state: TrainState, observations, actions, **inference) -> jax.Array:
-    """Critic estimate (B,) with the training aggregation."""
-    return _q_value(state, jnp.asarray(observations), jnp.asarray(actions))
+q_value = interface_q_value(critic_q_value, "Critic estimate (B,) with the training aggregation.")

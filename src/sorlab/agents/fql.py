@@ -13,15 +13,14 @@ The Euler steps run as a `fori_loop` (same numbers as the released unrolled loop
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 
 from sorlab.agents._lib.config import shared_config
-from sorlab.agents._lib.critics import ensemble_q, twin_critic
+from sorlab.agents._lib.critics import critic_read, twin_critic
 from sorlab.agents._lib.envs import FQL_Q_AGG, per_env
 from sorlab.agents._lib.flow import euler_flow
+from sorlab.agents._lib.interface import interface_act, interface_q_value
 from sorlab.agents._lib.losses import aggregate, q_maximisation_loss
 from sorlab.agents._lib.state import (
     TD_BATCH_KEYS,
@@ -194,28 +193,16 @@ def update(state: TrainState, batch: dict, rng: jax.Array) -> tuple[TrainState, 
 # ---------------------------------------------------------------- acting
 
 
-@jax.jit
 def _act(state: TrainState, observations, rng):
     action_rng, _ = jax.random.split(rng)
     noises = jax.random.normal(action_rng, (*observations.shape[:-1], state.config["action_dim"]))
     return onestep_actions(state.config, state.params["actor_onestep_flow"], observations, noises)
 
 
-def act(
-    state: TrainState, observations: jnp.ndarray, rng: jax.Array, **inference: Any
-) -> jnp.ndarray:
-    """One-step policy actions; `m_inf` and `n` are accepted and ignored."""
-    return _act(state, jnp.asarray(observations), rng)
+act = interface_act(_act, "One-step policy actions; `m_inf` and `n` are accepted and ignored.")
 
 
-@jax.jit
-def _q_value(state: TrainState, observations, actions):
-    critic = networks(state.config)["critic"]
-    return ensemble_q(critic, state.params["critic"], observations, actions, state.config["q_agg"])
-
-
-def q_value(
-    state: TrainState, observations: jnp.ndarray, actions: jnp.ndarray, **inference: Any
-) -> jnp.ndarray:
-    """The critics aggregated with `q_agg` (as in the TD target), shape (B,)."""
-    return _q_value(state, jnp.asarray(observations), jnp.asarray(actions))
+q_value = interface_q_value(
+    critic_read(lambda config: networks(config)["critic"]),
+    "The critics aggregated with `q_agg` (as in the TD target), shape (B,).",
+)

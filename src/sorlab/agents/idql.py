@@ -14,8 +14,14 @@ import jax
 import jax.numpy as jnp
 
 from sorlab.agents._lib.config import insert_after, shared_config
-from sorlab.agents._lib.critics import ensemble_q, state_value, twin_critic
+from sorlab.agents._lib.critics import (
+    critic_read,
+    state_value,
+    twin_critic,
+    value_critic_summary,
+)
 from sorlab.agents._lib.envs import idql_expectile, idql_value_dims
+from sorlab.agents._lib.interface import interface_act, interface_q_value
 from sorlab.agents._lib.losses import aggregate, iql_critic_loss, iql_forward, iql_value_loss
 from sorlab.agents._lib.state import (
     TD_BATCH_KEYS,
@@ -157,10 +163,7 @@ def losses(state: TrainState, params, batch: dict, rng: jax.Array):
     actor_loss = jnp.square(pred - noise).mean()
 
     info = {
-        "value/loss": value_loss,
-        "value/v_mean": v.mean(),
-        "critic/loss": critic_loss,
-        "critic/q_mean": qs.mean(),
+        **value_critic_summary(value_loss, v, critic_loss, qs),
         "actor/loss": actor_loss,
     }
     return value_loss + critic_loss + actor_loss, info
@@ -171,7 +174,6 @@ def update(state: TrainState, batch: dict, rng: jax.Array) -> tuple[TrainState, 
     return apply_update(state, grads), info
 
 
-@jax.jit
 def _act(state: TrainState, observations: jax.Array, rng: jax.Array) -> jax.Array:
     config = state.config
     actor, critic, value = _networks(config)
@@ -193,21 +195,17 @@ def _act(state: TrainState, observations: jax.Array, rng: jax.Array) -> jax.Arra
     return select_candidates(candidates, q, v, select_rng, config["selection"], config["expectile"])
 
 
-def act(state: TrainState, observations, rng: jax.Array, **inference) -> jax.Array:
+act = interface_act(
+    _act,
     """Best of `num_samples` DDPM candidates per observation.
 
     `m_inf` and `n` are accepted and ignored: IDQL's candidate count is its own training-config
     key `num_samples` (so the evaluation grid's default n = 1 does not turn IDQL into BC).
-    """
-    return _act(state, jnp.asarray(observations), rng)
+    """,
+)
 
 
-@jax.jit
-def _q_value(state: TrainState, observations: jax.Array, actions: jax.Array) -> jax.Array:
-    _, critic, _ = _networks(state.config)
-    return ensemble_q(critic, state.params["critic"], observations, actions, state.config["q_agg"])
-
-
-def q_value(state: TrainState, observations, actions, **inference) -> jax.Array:
-    """Critic estimate (B,) with the aggregation that scores candidates (min)."""
-    return _q_value(state, jnp.asarray(observations), jnp.asarray(actions))
+q_value = interface_q_value(
+    critic_read(lambda config: _networks(config)[1]),
+    "Critic estimate (B,) with the aggregation that scores candidates (min).",
+)

@@ -14,15 +14,19 @@ its own candidates, so batched and one-at-a-time acting agree.
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 
 from sorlab.agents._lib.config import shared_config
-from sorlab.agents._lib.critics import ensemble_q, state_value, twin_critic, value_critic_info
+from sorlab.agents._lib.critics import (
+    critic_read,
+    state_value,
+    twin_critic,
+    value_critic_info,
+)
 from sorlab.agents._lib.envs import per_env
 from sorlab.agents._lib.flow import euler_flow
+from sorlab.agents._lib.interface import interface_act, interface_q_value
 from sorlab.agents._lib.losses import iql_forward, iql_value_critic_losses
 from sorlab.agents._lib.state import (
     TD_BATCH_KEYS,
@@ -153,7 +157,6 @@ def candidates(state: TrainState, observations: jnp.ndarray, rng: jax.Array) -> 
     return jnp.clip(euler_flow(flow, noises, config["flow_steps"]), -1, 1)
 
 
-@jax.jit
 def _act(state: TrainState, observations, rng):
     cands = candidates(state, observations, rng)
     obs_n = jnp.broadcast_to(observations[:, None, :], (*cands.shape[:2], observations.shape[-1]))
@@ -161,21 +164,13 @@ def _act(state: TrainState, observations, rng):
     return select_by_value(cands, q)
 
 
-def act(
-    state: TrainState, observations: jnp.ndarray, rng: jax.Array, **inference: Any
-) -> jnp.ndarray:
-    """Best of `num_samples` flow candidates by min-Q; `m_inf` and `n` accepted and ignored."""
-    return _act(state, jnp.asarray(observations), rng)
+act = interface_act(
+    _act, "Best of `num_samples` flow candidates by min-Q; `m_inf` and `n` accepted and ignored."
+)
 
 
-@jax.jit
-def _q_value(state: TrainState, observations, actions):
-    critic = networks(state.config)["critic"]
-    return ensemble_q(critic, state.params["critic"], observations, actions, "min")
-
-
-def q_value(
-    state: TrainState, observations: jnp.ndarray, actions: jnp.ndarray, **inference: Any
-) -> jnp.ndarray:
-    """Minimum of the two critics (used for training targets and candidate selection), (B,)."""
-    return _q_value(state, jnp.asarray(observations), jnp.asarray(actions))
+_q_value = jax.jit(critic_read(lambda config: networks(config)["critic"], "min"))
+q_value = interface_q_value(
+    _q_value,
+    "Minimum of the two critics (used for training targets and candidate selection), (B,).",
+)

@@ -18,8 +18,14 @@ import jax.numpy as jnp
 
 from sorlab.agents._lib import gaussian
 from sorlab.agents._lib.config import shared_config
-from sorlab.agents._lib.critics import ensemble_q, state_value, twin_critic, value_critic_info
+from sorlab.agents._lib.critics import (
+    critic_read,
+    state_value,
+    twin_critic,
+    value_critic_info,
+)
 from sorlab.agents._lib.envs import is_manipulation, per_env
+from sorlab.agents._lib.interface import interface_q_value
 from sorlab.agents._lib.losses import advantage_weights, iql_forward, iql_value_critic_losses
 from sorlab.agents._lib.state import (
     TD_BATCH_KEYS,
@@ -150,14 +156,7 @@ def act(
     return _act(state, jnp.asarray(observations), rng, float(inference.get("temperature", 0.0)))
 
 
-@jax.jit
-def _q_value(state: TrainState, observations: jnp.ndarray, actions: jnp.ndarray) -> jnp.ndarray:
-    critic = networks(state.config, state.config["action_dim"])["critic"]
-    return ensemble_q(critic, state.params["critic"], observations, actions, "min")
-
-
-def q_value(
-    state: TrainState, observations: jnp.ndarray, actions: jnp.ndarray, **inference: Any
-) -> jnp.ndarray:
-    """Minimum of the two critics (the aggregation IQL trains with), shape (B,)."""
-    return _q_value(state, jnp.asarray(observations), jnp.asarray(actions))
+q_value = interface_q_value(
+    critic_read(lambda config: networks(config, config["action_dim"])["critic"], "min"),
+    "Minimum of the two critics (the aggregation IQL trains with), shape (B,).",
+)

@@ -23,8 +23,9 @@ import numpy as np
 
 from sorlab.agents._lib import gaussian
 from sorlab.agents._lib.config import shared_config
-from sorlab.agents._lib.critics import ensemble_q, twin_critic
+from sorlab.agents._lib.critics import critic_read, twin_critic
 from sorlab.agents._lib.envs import per_env
+from sorlab.agents._lib.interface import interface_q_value
 from sorlab.agents._lib.state import (
     TD_BATCH_KEYS,
     TrainState,
@@ -272,14 +273,7 @@ def act(
     return _act(state, jnp.asarray(observations), rng, float(inference.get("temperature", 0.0)))
 
 
-@jax.jit
-def _q_value(state: TrainState, observations, actions):
-    critic = networks(state.config)["critic"]
-    return ensemble_q(critic, state.params["critic"], observations, actions, "min")
-
-
-def q_value(
-    state: TrainState, observations: jnp.ndarray, actions: jnp.ndarray, **inference: Any
-) -> jnp.ndarray:
-    """Minimum of the two critics (ReBRAC's aggregation), shape (B,)."""
-    return _q_value(state, jnp.asarray(observations), jnp.asarray(actions))
+q_value = interface_q_value(
+    critic_read(lambda config: networks(config)["critic"], "min"),
+    "Minimum of the two critics (ReBRAC's aggregation), shape (B,).",
+)

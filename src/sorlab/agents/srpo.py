@@ -19,8 +19,14 @@ import jax
 import jax.numpy as jnp
 
 from sorlab.agents._lib.config import insert_after, shared_config
-from sorlab.agents._lib.critics import ensemble_q, state_value, twin_critic
+from sorlab.agents._lib.critics import (
+    critic_read,
+    state_value,
+    twin_critic,
+    value_critic_summary,
+)
 from sorlab.agents._lib.envs import idql_expectile, idql_value_dims, per_env
+from sorlab.agents._lib.interface import interface_q_value
 from sorlab.agents._lib.losses import iql_critic_loss, iql_forward, iql_value_loss
 from sorlab.agents._lib.state import (
     TD_BATCH_KEYS,
@@ -170,10 +176,7 @@ def losses(state: TrainState, params, batch: dict, rng: jax.Array):
     actor_loss = jnp.mean(reg + guide)
 
     info = {
-        "value/loss": value_loss,
-        "value/v_mean": v.mean(),
-        "critic/loss": critic_loss,
-        "critic/q_mean": qs.mean(),
+        **value_critic_summary(value_loss, v, critic_loss, qs),
         "actor/loss": actor_loss,
         "actor/score_reg": reg.mean(),
         "actor/q_pi": q_pi.mean(),
@@ -198,12 +201,7 @@ def act(state: TrainState, observations, rng: jax.Array, **inference) -> jax.Arr
     return _act(state, jnp.asarray(observations))
 
 
-@jax.jit
-def _q_value(state: TrainState, observations: jax.Array, actions: jax.Array) -> jax.Array:
-    critic = _networks(state.config)[2]
-    return ensemble_q(critic, state.params["critic"], observations, actions, state.config["q_agg"])
-
-
-def q_value(state: TrainState, observations, actions, **inference) -> jax.Array:
-    """Critic estimate (B,) with the configured aggregation."""
-    return _q_value(state, jnp.asarray(observations), jnp.asarray(actions))
+q_value = interface_q_value(
+    critic_read(lambda config: _networks(config)[2]),
+    "Critic estimate (B,) with the configured aggregation.",
+)

@@ -3,7 +3,7 @@ and report with."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -27,6 +27,30 @@ def ensemble_q(
 ) -> jax.Array:
     """The critic ensemble at (observations, actions) combined by `how` ("min" or "mean"), (B,)."""
     return aggregate(critic.apply({"params": critic_params}, observations, actions), how)
+
+
+def critic_read(
+    critic_of: Callable[[Mapping[str, Any]], Value], how: str | None = None
+) -> Callable[[Any, jax.Array, jax.Array], jax.Array]:
+    """`read(state, observations, actions) -> (B,)`: the online critic ensemble that
+    `critic_of(config)` builds, combined by `how` (None: the config's `q_agg`)."""
+
+    def read(state, observations: jax.Array, actions: jax.Array) -> jax.Array:
+        agg = state.config["q_agg"] if how is None else how
+        critic = critic_of(state.config)
+        return ensemble_q(critic, state.params["critic"], observations, actions, agg)
+
+    return read
+
+
+def value_critic_summary(value_loss, v, critic_loss, qs) -> dict:
+    """The value and critic metrics of IDQL and SRPO (their released names)."""
+    return {
+        "value/loss": value_loss,
+        "value/v_mean": v.mean(),
+        "critic/loss": critic_loss,
+        "critic/q_mean": qs.mean(),
+    }
 
 
 def value_critic_info(value_loss, v, critic_loss, q_target) -> dict:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from sorlab.agents._lib.critics import ensemble_q, twin_critic
+from sorlab.agents._lib.critics import critic_read, twin_critic
 from sorlab.agents._lib.losses import aggregate, td_loss, td_target
 from sorlab.agents._lib.state import TrainState, check_batch, create_state
 from sorlab.networks import ActorVectorField, Value
@@ -107,7 +107,5 @@ def flow_policy_critic_loss(state: TrainState, params, batch: dict, rng: jax.Arr
     return td_loss(qs, target)
 
 
-def critic_q_value(state: TrainState, observations: jax.Array, actions: jax.Array) -> jax.Array:
-    """The critic ensemble of `flow_networks` aggregated with the config's `q_agg`, (B,)."""
-    _, critic = flow_networks(state.config)
-    return ensemble_q(critic, state.params["critic"], observations, actions, state.config["q_agg"])
+# The critic ensemble of `flow_networks` aggregated with the config's `q_agg`, (B,).
+critic_q_value = critic_read(lambda config: flow_networks(config)[1])

@@ -94,3 +94,14 @@ def actor_critic_grads(state, batch: dict, rng: jax.Array, critic_loss, actor_lo
         return c_loss + a_loss, {**c_info, **a_info}
 
     return jax.grad(loss_fn, has_aux=True)(state.params)
+
+
+def actor_critic_update(critic_loss, actor_loss):
+    """`update(state, batch, rng) -> (state, info)`: one optimizer step on the gradients of
+    `actor_critic_grads`."""
+
+    def update(state, batch: dict, rng: jax.Array) -> tuple:
+        grads, info = actor_critic_grads(state, batch, rng, critic_loss, actor_loss)
+        return apply_update(state, grads), info
+
+    return update
