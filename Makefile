@@ -32,13 +32,13 @@ test: venv
 	$(BIN)/pytest -q tests
 
 lint: venv
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 	$(BIN)/snakemake --lint
 
 format: venv
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks scripts
+	$(BIN)/ruff check --fix src tests benchmarks scripts
 
 # A one-node SLURM cluster on this machine (root; installs slurm-wlm, munge, mariadb-server),
 # the tiny study through workflow/profiles/slurm, compared with a local run (docs/cluster.md).
