@@ -34,8 +34,7 @@ import pandas as pd
 
 # Wall-clock measurements: they differ between any two runs of the same code.
 TIMING = re.compile(
-    r"(^|_|/)(wall|time|train|eval|compile|bench|evaluate_bench|train_bench)_(s|min)(_|$)"
-    r"|ms_per|s_per_1k|updates_per_s|env_ms_per_step|max_rss|wall_min"
+    r"(^|_|/)(wall|time|train|eval|compile|bench)_(s|min)(_|$)|ms_per|s_per_1k|updates_per_s|max_rss"
 )
 TIMING_ONLY_DIRS = ("results/benchmarks/", "results/logs/")
 SKIPPED_NAMES = {".lock"}
@@ -151,6 +150,9 @@ def same_array(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def tracked_files(root: Path) -> dict[str, Path]:
+    if not (root / "results").is_dir():
+        # Two trees without results/ would otherwise compare as equal.
+        raise SystemExit(f"compare_results: {root} has no results/ directory (run make reproduce)")
     files = {}
     for top in ("results", "resources"):
         for path in (root / top).rglob("*"):

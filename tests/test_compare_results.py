@@ -71,3 +71,10 @@ def test_a_missing_file_is_named(compare, tmp_path):
     (tmp_path / "b" / RUN / "metrics.csv").unlink()
     verdicts = compare.compare_trees(tmp_path / "a", tmp_path / "b")
     assert verdicts["only in one tree"] == [(f"{RUN}/metrics.csv", "before")]
+
+
+def test_a_tree_without_results_is_refused(compare, tmp_path):
+    write_tree(tmp_path / "a", wall_s=1.0, success=0.5, loss=0.25, weight=1.0)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match="empty has no results/"):
+        compare.main([str(tmp_path / "a"), str(tmp_path / "empty")])
