@@ -213,7 +213,9 @@ def get_eval_args(wildcards):
     s = get_eval_settings(wildcards)
     # A few episodes are stepped faster in the evaluating process than by new workers.
     workers = config["evaluate"]["threads"] if s["episodes"] >= 8 else 0
-    return f"--episodes {s['episodes']} --seed {s['seed']} --video {s['video']} --workers {workers}"
+    # No --seed: each run's start states derive from its training seed and task.
+    seed = "" if s["seed"] is None else f" --seed {s['seed']}"
+    return f"--episodes {s['episodes']}{seed} --video {s['video']} --workers {workers}"
 
 
 def summary_files():

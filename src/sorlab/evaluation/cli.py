@@ -33,7 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--m-inf", type=int, nargs="+", default=[1], help="inference steps")
     parser.add_argument("--n", type=int, nargs="+", default=[1], help="best-of-N candidates")
     parser.add_argument("--episodes", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=0, help="episode i resets with seed+i")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="episode i resets with SEED+i (default: derived from the run's training seed and "
+        "task, so seeds see different start states and agents on one seed the same ones)",
+    )
     parser.add_argument("--out", default=None, help="output folder (default RUN_DIR/eval)")
     parser.add_argument("--workers", type=int, default=None, help="env processes (0 = inline)")
     parser.add_argument(
@@ -66,7 +72,8 @@ def _evaluate_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from sorlab.checkpoints import load_checkpoint
-    from sorlab.evaluation.policy import check_inference, evaluate_policy
+    from sorlab.evaluation.policy import check_inference, evaluate_policy, start_seed
+    from sorlab.numerics import platform_record
 
     for name in ("episodes", "num_envs"):
         if getattr(args, name) < 1:
@@ -81,6 +88,10 @@ def _evaluate_run(args: argparse.Namespace) -> int:
         )
     except ValueError as err:
         raise ConfigError(str(err)) from None
+    if args.seed is None:
+        seed, seed_source = start_seed(int(config["seed"]), task), "run (training seed and task)"
+    else:
+        seed, seed_source = args.seed, "--seed"
     out_dir = Path(args.out) if args.out else run_dir / layout.EVAL_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     for m_inf, n in tqdm(grid, desc=f"evaluate {run_dir}", unit="point"):
@@ -91,7 +102,7 @@ def _evaluate_run(args: argparse.Namespace) -> int:
             dataset,
             task,
             args.episodes,
-            args.seed,
+            seed,
             workers=args.workers,
             m_inf=m_inf,
             n=n,
@@ -100,6 +111,8 @@ def _evaluate_run(args: argparse.Namespace) -> int:
             video_episodes=args.video,
             progress=True,
         )
+        result["seed_source"] = seed_source
+        result["platform"] = platform_record()
         result["run_dir"] = str(run_dir)
         result["checkpoint_step"] = step
         path = out_dir / layout.eval_name(m_inf, n)

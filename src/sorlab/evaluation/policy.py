@@ -8,6 +8,10 @@ step `t` from `fold_in(fold_in(key(0), seed + i), t)`: its result depends on `se
 not on how many episodes run side by side or in which slot. A run repeats exactly, and
 vectorised evaluation matches one-episode-at-a-time evaluation.
 
+A run's `seed` is by default `start_seed(training seed, task)`: different training seeds see
+different start states (so a mean over seeds also averages over start states), while every agent
+trained with the same seed on the same task sees the same ones (comparisons stay paired).
+
 Success is `info['success']` at the episode's last step, as OGBench's own evaluation reads it.
 """
 
@@ -23,6 +27,17 @@ from typing import Any
 import numpy as np
 
 from sorlab.evaluation.envpool import MAX_ENVS, env_name, get_pool, make_env
+
+# Mixed into the start-seed hash so that evaluation starts are not the training seed's own draws.
+_START_SALT = 0x50524C  # "SRL"
+
+
+def start_seed(train_seed: int, task: int) -> int:
+    """Reset seed of episode 0 of a run's evaluations (episode i: +i), from its training seed
+    and task alone: the agent plays no part, so agents on one seed share their start states.
+    Below 2**30, so that seed + i stays an int32 for any realistic episode count."""
+    state = np.random.SeedSequence([_START_SALT, int(train_seed), int(task)]).generate_state(1)
+    return int(state[0]) >> 2
 
 
 def check_inference(
@@ -153,7 +168,7 @@ def _summary(results, dataset, task, episodes, seed, m_inf, n, timings: dict) ->
         "return": float(np.mean([r["return"] for r in results])),
         "ms_per_action": policy_ms / batch,
         "episodes": episodes,
-        "seed": seed,
+        "seed": seed,  # episode i resets with seed + i
         "m_inf": int(m_inf),
         "n": int(n),
         "dataset": dataset,
@@ -169,8 +184,11 @@ def _summary(results, dataset, task, episodes, seed, m_inf, n, timings: dict) ->
         "wall_s": timings["wall"],
         "compile_s": timings["compile_s"],
         "per_episode": {
-            key: [r[key] for r in results]
-            for key in ("success", "return", "length", "final_obs_sum")
+            "reset_seed": [seed + r["episode"] for r in results],
+            **{
+                key: [r[key] for r in results]
+                for key in ("success", "return", "length", "final_obs_sum")
+            },
         },
     }
 

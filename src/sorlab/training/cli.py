@@ -20,7 +20,8 @@ from sorlab.training.settings import RunSettings, defaults, parse_seeds
 
 class PolicyEvaluator:
     """The loop's periodic evaluation: `sorlab.evaluation.policy.evaluate_policy` of the run's
-    dataset and task, its seed, at the run's eval_m_inf (imported when used: it pulls in
+    dataset and task, from the start states of its training seed and task (as `sorlab
+    evaluate`'s default), at the run's eval_m_inf (imported when used: it pulls in
     MuJoCo)."""
 
     def check(self, agent: ModuleType, agent_config: dict, dataset: str, m_inf: int) -> None:
@@ -30,7 +31,7 @@ class PolicyEvaluator:
         check_inference(agent, agent_config, *env_widths(dataset), [(m_inf, 1)])
 
     def __call__(self, agent: ModuleType, state: Any, config: dict, episodes: int) -> dict:
-        from sorlab.evaluation.policy import evaluate_policy
+        from sorlab.evaluation.policy import evaluate_policy, start_seed
 
         return evaluate_policy(
             agent,
@@ -38,7 +39,7 @@ class PolicyEvaluator:
             config["dataset_name"],
             config["task"],
             episodes,
-            config["seed"],
+            start_seed(config["seed"], config["task"]),
             m_inf=config["eval_m_inf"],
         )
 

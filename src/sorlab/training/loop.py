@@ -176,8 +176,15 @@ def _versions() -> dict:
     import jax
 
     import sorlab
+    from sorlab.numerics import platform_record
 
-    return {"sorlab": sorlab.__version__, "jax": jax.__version__, "backend": jax.default_backend()}
+    # "platform": what the numbers depend on beyond the config (sorlab.numerics).
+    return {
+        "sorlab": sorlab.__version__,
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "platform": platform_record(),
+    }
 
 
 def open_runs(s: RunSettings, seeds, dirs, agent, base: dict) -> list[Run]:
