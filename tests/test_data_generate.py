@@ -55,7 +55,7 @@ def test_files_have_official_keys_dtypes_and_dims(tiny_dir, name):
                     n,
                     buttons,
                 )
-            assert set(f.files) == expected
+            assert set(f.files) == expected | {"provenance"}  # + how it was made
             assert f["observations"].dtype == np.float32 and f["observations"].shape == (n, obs_dim)
             assert f["actions"].dtype == np.float32 and f["actions"].shape == (n, act_dim)
             assert f["qpos"].dtype == np.float32 and f["qpos"].shape == (n, nq)

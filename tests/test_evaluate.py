@@ -9,7 +9,7 @@ import pytest
 from sorlab.agents import sorl
 from sorlab.evaluation import envpool
 from sorlab.evaluation.cli import run_settings
-from sorlab.evaluation.policy import evaluate_policy
+from sorlab.evaluation.policy import evaluate_policy, start_seed
 
 DATASET, TASK = "cube-single-play-v0", 2
 EPISODES = 4
@@ -69,6 +69,29 @@ def test_seed_changes_episodes_and_repeats(state):
     assert c["per_episode"]["final_obs_sum"][:2] == a["per_episode"]["final_obs_sum"][1:]
 
 
+def test_start_states_differ_across_training_seeds_and_are_shared_within_one():
+    """A run's start states come from its training seed and task only: seeds 1 and 2 reset
+    their episodes to other states (a mean over seeds averages over start states), while every
+    agent trained with seed 1 resets to the same ones (comparisons between agents stay paired)."""
+    bases = {(seed, task): start_seed(seed, task) for seed in range(1, 9) for task in range(1, 6)}
+    assert len(set(bases.values())) == len(bases)  # every (seed, task) its own starts
+    assert all(0 <= b < 2**30 for b in bases.values())  # seed + episode stays an int32
+    assert start_seed(1, TASK) == start_seed(1, TASK)  # a function of (seed, task) alone
+    env = envpool.make_env(DATASET, TASK)
+    try:
+        starts = {
+            seed: [env.reset(seed=start_seed(seed, TASK) + i)[0] for i in range(3)]
+            for seed in (1, 2)
+        }
+        again = [env.reset(seed=start_seed(1, TASK) + i)[0] for i in range(3)]
+    finally:
+        env.close()
+    for a, b in zip(starts[1], starts[2], strict=True):
+        assert not np.array_equal(a, b)
+    for a, b in zip(starts[1], again, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_result_fields(state):
     result = evaluate_policy(sorl, state, DATASET, TASK, 2, seed=0, workers=1, m_inf=4, n=1)
     for key in ("success", "return", "ms_per_action", "env_ms_per_step", "wall_s", "length"):
@@ -78,6 +101,7 @@ def test_result_fields(state):
     assert result["episodes"] == 2 and result["m_inf"] == 4 and result["n"] == 1
     assert result["env"] == "cube-single-play-singletask-task2-v0"
     assert len(result["per_episode"]["success"]) == 2
+    assert result["per_episode"]["reset_seed"] == [0, 1]  # episode i resets with seed + i
     # Untrained policy on cube-single: the episode runs to the time limit, reward -1 per step.
     assert result["return"] == -200.0
 

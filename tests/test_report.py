@@ -398,3 +398,61 @@ def test_runs_of_one_agent_with_several_mbtt_are_separate_variants(tmp_path):
         (ENVS[1], "sorl (M_BTT=4)"),
     }
     assert set(collected.evals.loc[collected.evals["agent"] == "fql", "variant"]) == {"fql"}
+
+
+def test_selection_reads_only_the_named_runs_and_points(tmp_path, capsys):
+    """The workflow's run list: a run on disk that it does not name, or an evaluation point it
+    does not ask for, never enters a table; without a list the report says it read them all."""
+    results = write_tree(tmp_path)
+    named = [results / "runs" / "sorl" / ENVS[0] / "task1" / f"seed{s}" for s in (1, 2)]
+    selection = {"runs": [{"dir": str(d), "points": [[1, 1], [4, 1]]} for d in named]}
+    (tmp_path / "runs.json").write_text(json.dumps(selection))
+    code = sorlab_main(["report", "--results", str(results), "--figures", str(tmp_path / "f"),
+                        "--runs", str(tmp_path / "runs.json"), "--bootstrap-reps", "10"])  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr()
+    assert f"the runs of {tmp_path / 'runs.json'}" in out.out
+    assert "read 2 runs (the runs named)" in out.err
+    runs = pd.read_csv(results / "tables" / "runs.csv")
+    assert set(runs["run_dir"]) == {str(d) for d in named}
+    assert set(zip(runs["m_inf"], runs["n"], strict=True)) == {(1, 1), (4, 1)}
+    cost = pd.read_csv(results / "tables" / "cost_training.csv")
+    assert cost["n_runs"].tolist() == [2]  # benchmarks too: only the named runs' jobs
+    assert cost["train_bench_s_mean"].tolist() == [pytest.approx(102.0)]  # (101.5 + 102.5) / 2
+
+    assert sorlab_main(["report", "--results", str(results), "--figures", str(tmp_path / "f"),
+                        "--bootstrap-reps", "10"]) == 0  # fmt: skip
+    assert f"every run under {results}/runs" in capsys.readouterr().out
+    assert len(pd.read_csv(results / "tables" / "runs.csv")["run_dir"].unique()) == 3 * 2 * 2 * 3
+
+
+def test_selection_naming_a_missing_run_is_an_error(tmp_path, capsys):
+    results = write_tree(tmp_path)
+    gone = results / "runs" / "sorl" / ENVS[0] / "task1" / "seed9"
+    (tmp_path / "runs.json").write_text(
+        json.dumps({"runs": [{"dir": str(gone), "points": [[1, 1]]}]})
+    )
+    code = sorlab_main(["report", "--results", str(results), "--runs", str(tmp_path / "runs.json")])
+    assert code == 1
+    assert f"e.g. {gone}" in capsys.readouterr().err
+
+
+def test_a_failed_write_leaves_the_previous_table_whole(tmp_path, monkeypatch):
+    """A table is written under a temporary name and renamed: a write that fails midway (a
+    full disk) leaves the previous file as it was and no temporary file behind."""
+    from sorlab.report import tables
+
+    table = tables.Table(pd.DataFrame({"a": [1, 2]}), pd.DataFrame({"a": ["1", "2"]}), "c")
+    paths = tables.write_table(table, tmp_path, "t")
+    before = {p: p.read_bytes() for p in paths}
+
+    def full_disk(self, path, *args, **kwargs):
+        Path(path).write_text("a\n1")  # half written, then the disk is full
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full_disk)
+    bigger = tables.Table(pd.DataFrame({"a": range(100)}), pd.DataFrame({"a": ["x"] * 100}), "c")
+    with pytest.raises(OSError):
+        tables.write_table(bigger, tmp_path, "t")
+    assert {p: p.read_bytes() for p in paths} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)

@@ -138,6 +138,55 @@ def test_second_run_has_nothing_to_do(study):
     assert planned_jobs(out.stdout) == []
 
 
+def test_evaluation_start_states_follow_the_training_seed(study):
+    """Each run's episodes reset from its training seed and task: seeds 1 and 2 see different
+    start states, SORL and BC on one seed the same ones; each eval JSON says so and records
+    the platform its numbers were computed on."""
+    runs = study / "results/runs"
+
+    def evaluation(agent, seed):
+        path = runs / agent / f"cube-single-play-v0/task2/seed{seed}/eval/1_1.json"
+        return json.loads(path.read_text())
+
+    resets = {
+        (a, s): evaluation(a, s)["per_episode"]["reset_seed"]
+        for a in ("sorl", "bc")
+        for s in (1, 2)
+    }
+    assert resets[("sorl", 1)] == resets[("bc", 1)] and resets[("sorl", 2)] == resets[("bc", 2)]
+    assert not set(resets[("sorl", 1)]) & set(resets[("sorl", 2)])
+    result = evaluation("bc", 1)
+    assert result["seed_source"].startswith("run")
+    assert {"cpu_isa_compiled", "xla_cpu_max_isa", "jax", "jaxlib", "device_kind"} <= set(
+        result["platform"]
+    )
+    config = json.loads((runs / "bc/cube-single-play-v0/task2/seed1/config.json").read_text())
+    assert (
+        config["versions"]["platform"]["cpu_isa_compiled"] == result["platform"]["cpu_isa_compiled"]
+    )
+
+
+def test_tables_count_only_the_configs_runs(study, tmp_path):
+    """Two configs on one results/ (seeds [1], then [2], then [1] again) and a leftover run of an
+    older study on disk: each config's tables hold its own seeds and nothing else, whichever
+    ran last."""
+    workdir = tmp_path / "shared"
+    shutil.copytree(study, workdir, symlinks=True)
+    runs = workdir / "results/runs/bc/cube-single-play-v0/task2"
+    shutil.copytree(runs / "seed1", runs / "seed9")  # left by an older study
+    config = yaml.safe_load((ROOT / TEST_CONFIG).read_text())
+    for seeds in ([1], [2], [1]):
+        config["seeds"] = seeds
+        (workdir / "seeds.yaml").write_text(yaml.safe_dump(config))
+        out = snakemake(workdir, "--cores", "2", "--configfile", "seeds.yaml")
+        assert "report_runs" in out.stdout + out.stderr  # the run list changed: the report reran
+        tables = workdir / "results/tables"
+        assert set(pd.read_csv(tables / "runs.csv")["seed"]) == set(seeds)
+        assert set(pd.read_csv(tables / "cost_inference.csv")["n_seeds"]) == {1}
+        listed = json.loads((workdir / "results/report_runs.json").read_text())["runs"]
+        assert {Path(run["dir"]).name for run in listed} == {f"seed{s}" for s in seeds}
+
+
 def test_changing_one_seeds_settings_reruns_only_that_seed(study):
     config = yaml.safe_load((study / TEST_CONFIG).read_text())
     config["train"]["run_overrides"] = {"sorl/cube-single-play-v0/task2/seed2": {"lr": 1e-3}}

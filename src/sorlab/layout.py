@@ -16,9 +16,11 @@ stdlib only: the Snakefile, the studies' workflow helpers and the report all imp
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +108,17 @@ def write_json(path: str | Path, obj: Any, indent: int = 2, default=None) -> Non
 
 def write_text(path: str | Path, text: str) -> None:
     """Write text atomically (see `write_json`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary name to write `path` under; renamed over `path` when the block ends, removed
+    if it raises (e.g. a full disk): `path` is whole or as it was before, never cut short."""
     tmp = tmp_path(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -367,17 +367,50 @@ def _benchmark_rows(bench_root: Path) -> list[dict]:
     return rows
 
 
-def collect(results_dir: str | Path, progress: bool = True) -> Results:
-    """Every run under `results_dir`/runs and every benchmark file, as DataFrames."""
+def read_selection(path: str | Path) -> dict[str, list[tuple[int, int]]]:
+    """A run list as the workflow writes it (`{"runs": [{"dir": ..., "points": [[m_inf, n],
+    ...]}]}`): run directory -> the evaluation points its config asks for."""
+    data = read_json(Path(path))
+    try:
+        return {str(run["dir"]): [tuple(p) for p in run["points"]] for run in data["runs"]}
+    except (KeyError, TypeError) as err:
+        raise ResultsError(
+            f"{path}: not a run list ({{'runs': [{{'dir', 'points'}}]}}): {err}"
+        ) from None
+
+
+def collect(
+    results_dir: str | Path,
+    progress: bool = True,
+    selection: dict[str, list[tuple[int, int]]] | None = None,
+) -> Results:
+    """Runs and their Snakemake benchmark files as DataFrames: the runs of `selection` (run
+    directory -> evaluation points read; `read_selection`) and only those, or every run under
+    `results_dir`/runs when `selection` is None."""
     from tqdm import tqdm
 
     results_dir = Path(results_dir)
     notes: list[str] = []
     runs, evals, curves = [], [], []
-    run_dirs = find_runs(results_dir / "runs")
+    if selection is None:
+        run_dirs = find_runs(results_dir / "runs")
+    else:
+        run_dirs = [Path(d) for d in selection]
+        odd = [str(d) for d in run_dirs if layout.parse_run_dir(d) is None]
+        if odd:
+            raise ResultsError(f"{odd[0]}: not a run directory {layout.RUN_ID}")
+        missing = [str(d) for d in run_dirs if not (d / layout.CONFIG).is_file()]
+        if missing:
+            raise ResultsError(
+                f"{len(missing)} of the {len(run_dirs)} runs to report have no "
+                f"{layout.CONFIG}, e.g. {missing[0]}"
+            )
     for run_dir in tqdm(run_dirs, desc="report: reading runs", leave=False, mininterval=2.0,
                         disable=not progress):  # fmt: skip
         run = load_run(run_dir)
+        if selection is not None:  # only the evaluation points the config asks for
+            wanted = set(selection[str(run_dir)])
+            run.evals = {point: e for point, e in run.evals.items() if point in wanted}
         if run.summary is None:
             summary = run_dir / layout.SUMMARY
             notes.append(f"{summary}: missing (unfinished run): no training cost for it")
@@ -387,6 +420,10 @@ def collect(results_dir: str | Path, progress: bool = True) -> Results:
         evals += run_evals
         curves += run_curves
     benchmarks = _benchmark_rows(results_dir / "benchmarks")
+    if selection is not None:  # only the jobs of the runs read (and the jobs of no run)
+        keys = {str(d): layout.parse_run_dir(d) for d in run_dirs}
+        points = {(keys[d], tuple(p)) for d, ps in selection.items() for p in ps}
+        benchmarks = [b for b in benchmarks if _job_selected(b, set(keys.values()), points)]
     if not run_dirs:
         notes.append(f"{results_dir / 'runs'}: no run directories found")
     results = Results(
@@ -398,6 +435,17 @@ def collect(results_dir: str | Path, progress: bool = True) -> Results:
     )
     name_variants(results)
     return results
+
+
+def _job_selected(row: dict, runs: set, points: set) -> bool:
+    """Whether a benchmark row is a job of the runs read: a training job of one of them, an
+    evaluation job at one of their points, or a job of no run (a dataset's, the report's)."""
+    if "agent" not in row:
+        return True
+    key = (row["agent"], row["env"], row["task"], row["seed"])
+    if "m_inf" in row:
+        return (key, (row["m_inf"], row["n"])) in points
+    return key in runs
 
 
 def name_variants(results: Results) -> None:

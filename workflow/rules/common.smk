@@ -230,6 +230,27 @@ def eval_files():
     ]
 
 
+# The runs the report reads, and at which points: exactly this config's (a run on disk that the
+# config does not name never enters a table).
+REPORT_RUNS = "results/report_runs.json"
+
+
+def report_selection():
+    """{"runs": [{"dir": <run dir>, "points": [[m_inf, n], ...]}]}: the config's runs and the
+    evaluation points it asks of each (sorlab.results.read_selection)."""
+    return {
+        "runs": [
+            {"dir": RUN_DIR.format(**run), "points": [list(p) for p in eval_grid(run["agent"])]}
+            for run in runs()
+        ]
+    }
+
+
+def write_report_runs(path, log, selection):
+    layout.write_json(path, selection, indent=1)
+    Path(log).write_text(f"{len(selection['runs'])} runs -> {path}\n")
+
+
 def report_tables():
     return [str(p) for p in table_paths("results")]
 
@@ -308,3 +329,29 @@ if workflow.is_main_process:
         check_runs()
     except configcheck.ConfigError as err:
         raise SystemExit(str(err)) from None
+
+
+# ----------------------------------------------------------------------------- dataset provenance
+# Snakemake trusts any dataset file that exists: a 2-episode file left by a quick
+# `sorlab data generate --episodes 2`, or a hand-made copy, would be trained on silently. Every
+# file the config needs that is already there must carry a record (sorlab.data.provenance) of
+# being made as config["data"] asks (source, episodes, seed); else one line names the file, what
+# it holds, what the config wants and how to remake it, before any job. Files the dataset rule
+# made with these settings pass. Only the record is read (plus the checksum for small files).
+def check_datasets():
+    from sorlab.data.provenance import check_dataset
+
+    for env in config["envs"]:
+        for split in ("", "-val"):
+            path = Path(dataset_path(env, split))
+            problem = check_dataset(path, config["data"]) if path.exists() else None
+            if problem:
+                return problem
+    return None
+
+
+if workflow.is_main_process:
+    _dataset_problem = check_datasets()
+    if _dataset_problem:
+        raise SystemExit(_dataset_problem)
+# ----------------------------------------------------------------------------- end of provenance

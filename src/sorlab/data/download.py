@@ -6,6 +6,10 @@ Its sha256 goes into `<file>.sha256` (sha256sum format, so `sha256sum -c` works 
 is already there is checked against that record instead of being fetched again. The record proves
 the file has not changed since it was downloaded, not that it is OGBench's: OGBench publishes no
 checksums to compare with.
+
+How the file was made (sorlab.data.provenance: source, URL, versions, array checksum) goes into
+`<file>.provenance.json` beside it, not into the .npz: the file stays byte for byte OGBench's, so
+its sha256 is the server's file's, and no GB archive is rewritten after the transfer.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from sorlab import layout
+from sorlab.data import provenance
 from sorlab.data.names import (
     GENERATABLE,
     VAL_SUFFIX,
@@ -101,6 +106,12 @@ def check_arrived(part: Path, dest: Path) -> None:
         ) from None
 
 
+def _download_record(part: Path, dest: Path, url: str, sha256: str) -> dict:
+    """The provenance record of a complete download (`part`) that will be named `dest`."""
+    dataset, split = provenance.split_of(dest)
+    return provenance.downloaded_record(dataset, split, part, url, sha256)
+
+
 def fetch_file(url: str, dest: Path, force: bool = False, progress: bool = True) -> Path:
     """Download `url` to `dest` (or check the copy already there). Returns dest."""
     if dest.exists() and not force:
@@ -153,8 +164,12 @@ def fetch_file(url: str, dest: Path, force: bool = False, progress: bool = True)
                     f"{url}: connection dropped after {received} of {total} bytes; {dest} not written"
                 )
         check_arrived(part, dest)  # a complete transfer of a bad file is still a bad file
-        # Record the checksum first: a crash before the rename leaves no file under the final name.
+        # Records first (each written atomically): a crash before the rename leaves no file
+        # under the final name. The provenance is a sidecar, not a key added to OGBench's file
+        # (see the module docstring).
+        record = _download_record(part, dest, url, digest.hexdigest())
         layout.write_text(checksum_path(dest), f"{digest.hexdigest()}  {dest.name}\n")
+        layout.write_json(provenance.sidecar_path(dest), record)
         os.replace(part, dest)
     finally:
         part.unlink(missing_ok=True)

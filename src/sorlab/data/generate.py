@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from sorlab import layout
+from sorlab.data import provenance
 from sorlab.data.names import GENERATABLE, VAL_SUFFIX, DatasetError, GenSpec, gen_spec
 
 DEFAULT_OUT = "resources/datasets"
@@ -235,6 +236,15 @@ def _write_tmp(path: Path, arrays: dict[str, np.ndarray]) -> Path:
     return tmp
 
 
+def _with_provenance(
+    arrays: dict[str, np.ndarray], dataset: str, split: str, episodes: int, seed: int, steps: int
+) -> dict[str, np.ndarray]:
+    """The arrays as collected, plus how they were made (sorlab.data.provenance) under the
+    extra key `provenance`: the data arrays themselves are untouched."""
+    record = provenance.generated_record(dataset, split, arrays, episodes, seed, steps)
+    return provenance.with_record(arrays, record)
+
+
 def save_pair(train_path: Path, train: dict, val_path: Path, val: dict) -> None:
     """Write a train/val pair so that an interruption never leaves a new file beside an old
     one: both are written to temporary names first, the old train file goes before the val
@@ -328,7 +338,8 @@ def generate(
     episode_steps: int | None = None,
     progress: bool = True,
 ) -> tuple[Path, Path]:
-    """Write out_dir/<dataset>.npz (`episodes` episodes) and <dataset>-val.npz (episodes // 10, >= 1)."""
+    """Write out_dir/<dataset>.npz (`episodes` episodes) and <dataset>-val.npz (episodes // 10, >= 1),
+    each with its provenance record (sorlab.data.provenance) under the key `provenance`."""
     spec = gen_spec(dataset)
     episodes = spec.episodes if episodes is None else episodes
     if episodes < 1:
@@ -341,9 +352,14 @@ def generate(
     check_writable(out_dir)
     # Train episodes take the first seeds, val episodes the next ones (as OGBench splits one run).
     rollouts = collect(dataset, episodes + val_episodes, seed, workers, episode_steps, progress)
+    steps = episode_steps or spec.episode_steps
+    train, val = (
+        _with_provenance(_concat(part), dataset, split, episodes, seed, steps)
+        for part, split in ((rollouts[:episodes], "train"), (rollouts[episodes:], "val"))
+    )
     train_path, val_path = out_dir / f"{dataset}.npz", out_dir / f"{dataset}{VAL_SUFFIX}.npz"
     try:
-        save_pair(train_path, _concat(rollouts[:episodes]), val_path, _concat(rollouts[episodes:]))
+        save_pair(train_path, train, val_path, val)
     except OSError as err:  # e.g. the disk filled up while writing
         raise DatasetError(f"cannot write {train_path} and {val_path}: {err}") from None
     return train_path, val_path

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sorlab.layout import atomic_path
 from sorlab.report import aggregates, figures, published, tables
 from sorlab.report.outputs import TABLES_SUBDIR, output_paths
 from sorlab.results import RUN_KEYS, Results, collect
@@ -23,6 +24,7 @@ def build_report(
     bootstrap_seed: int = aggregates.DEFAULT_BOOTSTRAP_SEED,
     final_evals: int = 0,
     verbose: bool = True,
+    selection: dict[str, list[tuple[int, int]]] | None = None,
 ) -> list[Path]:
     """Write all tables (results_dir/tables) and figures (figures_dir); return their paths.
 
@@ -30,17 +32,16 @@ def build_report(
     by default N = 1 and the largest M_inf evaluated (see `aggregates.default_inference`).
     final_evals: 0 scores each run by its final evaluation at that point (eval/ files); N > 0
     by the mean of its last N periodic evaluations (eval_curve.csv), the papers' protocol (3).
+    selection: the runs to read and their evaluation points (`results.read_selection`: what
+    the workflow's config names); None reads every run under results_dir/runs.
     """
     if final_evals < 0:
         raise ValueError(f"final_evals must be >= 0, got {final_evals}")
     results_dir, figures_dir = Path(results_dir), Path(figures_dir)
     tables_dir = results_dir / TABLES_SUBDIR
-    results = collect(results_dir)
+    results = collect(results_dir, selection=selection)
     if verbose:
-        for note in results.notes[:20]:
-            print(f"report: {note}", file=sys.stderr)
-        if len(results.notes) > 20:
-            print(f"report: ... and {len(results.notes) - 20} more notes", file=sys.stderr)
+        _say_what_was_read(results, results_dir, selection is not None)
     written: list[Path] = []
 
     scores, labels = _scores(results, default_inference, final_evals, verbose)
@@ -88,6 +89,18 @@ def build_report(
     return expected
 
 
+def _say_what_was_read(results: Results, results_dir: Path, selected: bool) -> None:
+    """The runs read (the log says which runs a table holds) and what was skipped."""
+    what = "the runs named" if selected else f"every run under {results_dir / 'runs'}"
+    print(f"report: read {len(results.runs)} runs ({what}):", file=sys.stderr)
+    for run_dir in results.runs["run_dir"]:
+        print(f"report:   {run_dir}", file=sys.stderr)
+    for note in results.notes[:20]:
+        print(f"report: {note}", file=sys.stderr)
+    if len(results.notes) > 20:
+        print(f"report: ... and {len(results.notes) - 20} more notes", file=sys.stderr)
+
+
 def _scores(
     results: Results,
     default_inference: Mapping[str, tuple[int, int]] | None,
@@ -115,5 +128,6 @@ def _scores(
 
 def _csv(frame: pd.DataFrame, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
     return path

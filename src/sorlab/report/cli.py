@@ -46,6 +46,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--figures", default="paper_figures", help="directory for the figures (PDF + PNG)"
     )
+    parser.add_argument(
+        "--runs",
+        default=None,
+        metavar="RUN_LIST",
+        help="JSON run list (the workflow writes results/report_runs.json from its config): "
+        "read exactly these runs at these evaluation points; default: every run under "
+        "RESULTS/runs, whichever config made it",
+    )
     parser.add_argument("--default-inference", type=_inference, action="append", default=[],
                         metavar="AGENT=M_INF:N",
                         help="inference point for Table 1 and the aggregates (repeatable); "
@@ -63,8 +71,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from sorlab.errors import ResultsError
     from sorlab.report.build import build_report
+    from sorlab.results import read_selection
 
     try:
+        selection = read_selection(args.runs) if args.runs else None
         paths = build_report(
             args.results,
             args.figures,
@@ -72,9 +82,22 @@ def main(args: argparse.Namespace) -> int:
             bootstrap_reps=args.bootstrap_reps,
             bootstrap_seed=args.bootstrap_seed,
             final_evals=args.final_evals,
+            selection=selection,
         )
     except ResultsError as e:
         print(f"sorlab report: {e}", file=sys.stderr)
         return e.exit_code
-    print(f"sorlab report: wrote {len(paths)} files under {args.results}/tables and {args.figures}")
+    except OSError as e:  # e.g. a full disk: every file written is whole or as it was
+        where = f"{e.filename}: " if e.filename else ""
+        print(
+            f"sorlab report: error: {where}{e.strerror or e}; no table or figure was left half "
+            "written: free space (or choose writable --results/--figures) and rerun",
+            file=sys.stderr,
+        )
+        return 1
+    source = f"the runs of {args.runs}" if args.runs else f"every run under {args.results}/runs"
+    print(
+        f"sorlab report: wrote {len(paths)} files under {args.results}/tables and "
+        f"{args.figures} from {source}"
+    )
     return 0

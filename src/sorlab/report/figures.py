@@ -22,6 +22,8 @@ import pandas as pd  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import EngFormatter, FixedLocator, NullLocator  # noqa: E402
 
+from sorlab.layout import atomic_path  # noqa: E402
+
 SUCCESS_LABEL = "success rate (%)"
 # The study that trains SORL at several M_BTT (Figure 2's train-time axis).
 FIG2_COMMAND = "snakemake --cores all --configfile config/studies/compute.yaml"
@@ -31,9 +33,12 @@ BAND_NOTE = "lines: mean over seeds (tasks averaged per seed), bands: ±1 std ov
 def save(fig: plt.Figure, figures_dir: Path, name: str) -> list[Path]:
     figures_dir.mkdir(parents=True, exist_ok=True)
     paths = [figures_dir / f"{name}.pdf", figures_dir / f"{name}.png"]
-    # No creation date in the PDF, so that reruns on the same data give the same file.
-    fig.savefig(paths[0], bbox_inches="tight", metadata={"CreationDate": None})
-    fig.savefig(paths[1], bbox_inches="tight", dpi=150)
+    # Written under temporary names and renamed: a figure is whole or as it was before.
+    with atomic_path(paths[0]) as tmp:
+        # No creation date in the PDF, so that reruns on the same data give the same file.
+        fig.savefig(tmp, format="pdf", bbox_inches="tight", metadata={"CreationDate": None})
+    with atomic_path(paths[1]) as tmp:
+        fig.savefig(tmp, format="png", bbox_inches="tight", dpi=150)
     plt.close(fig)
     return paths
 

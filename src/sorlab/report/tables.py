@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sorlab.layout import atomic_path, write_text
 from sorlab.report.aggregates import over_seeds
 from sorlab.results import Results
 
@@ -105,9 +106,11 @@ def to_latex(table: Table) -> str:
 def write_table(table: Table, directory: Path, name: str) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / f"{name}.{ext}" for ext in ("csv", "md", "tex")]
-    table.data.to_csv(paths[0], index=False)
-    paths[1].write_text(to_markdown(table))
-    paths[2].write_text(to_latex(table))
+    # Each file whole or not at all (a full disk leaves the previous one, never half a table).
+    with atomic_path(paths[0]) as tmp:
+        table.data.to_csv(tmp, index=False)
+    write_text(paths[1], to_markdown(table))
+    write_text(paths[2], to_latex(table))
     return paths
 
 
