@@ -77,6 +77,9 @@ def test_good_file_loads(good):
 
 def test_missing_file(tmp_path):
     expect_error(tmp_path / f"{NAME}.npz", "no such dataset file")
+    # The message gives the command that makes it, small or full size.
+    expect_error(tmp_path / f"{NAME}.npz", f"sorlab data generate {NAME} --out {tmp_path}")
+    expect_error(tmp_path / f"{NAME}.npz", "--episodes N")
 
 
 def test_unknown_dataset_name(tmp_path, good):

@@ -13,6 +13,7 @@ import importlib
 import sys
 
 from sorlab.errors import SorlabError
+from sorlab.quiet import quiet_third_party_warnings
 
 # (command words) -> (module, one-line help)
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
@@ -36,6 +37,7 @@ def _usage() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    quiet_third_party_warnings()
     for words, (module_name, help_text) in sorted(COMMANDS.items(), key=lambda kv: -len(kv[0])):
         if tuple(argv[: len(words)]) == words:
             module = importlib.import_module(module_name)

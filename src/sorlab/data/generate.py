@@ -22,6 +22,7 @@ from tqdm import tqdm
 from sorlab import layout
 from sorlab.data import provenance
 from sorlab.data.names import GENERATABLE, VAL_SUFFIX, DatasetError, GenSpec, gen_spec
+from sorlab.quiet import quiet_third_party_warnings
 
 DEFAULT_OUT = "resources/datasets"
 
@@ -284,6 +285,7 @@ def _make_collector(dataset: str, episode_steps: int):
 
 def _init_worker(dataset: str, episode_steps: int) -> None:
     global _COLLECTOR
+    quiet_third_party_warnings()  # a spawned worker starts with the default filters
     _COLLECTOR = _make_collector(dataset, episode_steps)
 
 

@@ -85,8 +85,11 @@ def npz_keys(path: str | Path) -> list[str]:
     if path.is_dir():
         raise DatasetError(f"{path}: is a directory, not a dataset file")
     if not path.is_file():
+        name = path.name.removesuffix(".npz").removesuffix("-val")
         raise DatasetError(
-            f"{path}: no such dataset file (get it with `sorlab data generate` or `sorlab data download`)"
+            f"{path}: no such dataset file; make it with `sorlab data generate {name} --out "
+            f"{path.parent}` (official size; add --episodes N for a small one, e.g. 20 in about "
+            f"20 s) or get the official file with `sorlab data download {name} --out {path.parent}`"
         )
     with open(path, "rb") as f:
         head = f.read(4)

@@ -109,6 +109,9 @@ def _worker_main() -> None:
     no `if __name__ == "__main__"` guard and nothing JAX started is forked."""
     import sys
 
+    from sorlab.quiet import quiet_third_party_warnings
+
+    quiet_third_party_warnings()
     dataset, task, num_envs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     # Replies go to the original stdout; anything printed (warnings) goes to stderr.
     out = os.fdopen(os.dup(1), "wb")

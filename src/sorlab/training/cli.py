@@ -139,10 +139,16 @@ def main(args: argparse.Namespace) -> int:
     except OSError as err:  # a full disk or a read-only folder while writing logs or results
         raise RunDirError(f"cannot write {describe_os_error(err)}") from None
     for seed, summary in zip(seeds, summaries, strict=True):
-        ups = summary["updates_per_s"]
-        print(
-            f"done: seed {seed}, {summary['steps']} steps in {summary['wall_s']:.1f} s"
-            + (f" ({ups:.1f} updates/s)" if ups else "")
-            + f"; {Path(settings.out.replace('{seed}', str(seed))) / 'summary.json'}"
-        )
+        print(f"done: seed {seed}, {_timing(summary)}; "
+              f"{Path(settings.out.replace('{seed}', str(seed))) / 'summary.json'}")  # fmt: skip
     return 0
+
+
+def _timing(summary: dict) -> str:
+    """Where the wall time went: the progress bar's rate includes compiling and evaluating,
+    the updates/s here only the compiled update chunks (summary.json's updates_per_s)."""
+    text = f"{summary['steps']} steps in {summary['wall_s']:.1f} s"
+    parts = [f"{summary['compile_s']:.1f} s compiling", f"{summary['eval_s']:.1f} s evaluating"]
+    if summary["updates_per_s"]:
+        parts.append(f"{summary['updates_per_s']:.0f} updates/s while updating")
+    return f"{text} ({', '.join(parts)})"
