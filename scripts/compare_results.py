@@ -12,12 +12,15 @@ It walks `results/` and the datasets under `resources/` of both trees and sorts 
   wall-clock measurements are left out (the keys and columns in TIMING; cost tables drop their
   timing columns);
 - equal arrays: an Orbax checkpoint step whose arrays are bit-identical (Orbax names its data
-  files at random, so their bytes cannot be compared);
+  files at random, so their bytes cannot be compared), or a dataset .npz whose data arrays are
+  (its `provenance` record aside: it holds versions, not numbers);
 - timing only: Snakemake benchmark files and logs (they hold durations and progress bars);
 - different: anything else, with the first differing value;
 - only in one tree.
 
-It exits 0 when nothing is "different" or "only in one tree", else 1.
+It exits 0 when nothing is "different" or "only in one tree", else 1. `--ignore-key platform`
+leaves a JSON key out everywhere, e.g. the platform record when comparing a run capped at AVX2
+with one at the machine's own instruction set.
 """
 
 from __future__ import annotations
@@ -44,12 +47,16 @@ def is_timing(name: str) -> bool:
     return bool(TIMING.search(str(name)))
 
 
-def without_timing(value):
-    """A JSON value with every timing key removed, recursively."""
+def without_timing(value, ignored: frozenset[str] = frozenset()):
+    """A JSON value with every timing key (and every `ignored` key) removed, recursively."""
     if isinstance(value, dict):
-        return {k: without_timing(v) for k, v in value.items() if not is_timing(k)}
+        return {
+            k: without_timing(v, ignored)
+            for k, v in value.items()
+            if not is_timing(k) and k not in ignored
+        }
     if isinstance(value, list):
-        return [without_timing(v) for v in value]
+        return [without_timing(v, ignored) for v in value]
     return value
 
 
@@ -167,14 +174,32 @@ def checkpoint_step(relative: str) -> str | None:
     return match.group(1) if match else None
 
 
-def classify(relative: str, a: Path, b: Path) -> tuple[str, str | None]:
+def compare_npz(a: Path, b: Path) -> str | None:
+    """A dataset's data arrays, bit for bit (its provenance record aside)."""
+    with np.load(a, allow_pickle=False) as left, np.load(b, allow_pickle=False) as right:
+        names = sorted(set(left.files) - {"provenance"})
+        if names != sorted(set(right.files) - {"provenance"}):
+            return f"arrays {names} vs {sorted(right.files)}"
+        for name in names:
+            if not same_array(left[name], right[name]):
+                return f"array {name} differs"
+    return None
+
+
+def classify(
+    relative: str, a: Path, b: Path, ignored: frozenset[str] = frozenset()
+) -> tuple[str, str | None]:
     if a.read_bytes() == b.read_bytes():
         return "identical", None
     if relative.startswith(TIMING_ONLY_DIRS):
         return "timing only", None
+    if a.suffix == ".npz":
+        found = compare_npz(a, b)
+        return ("different", found) if found else ("equal arrays", None)
     if a.suffix == ".json":
         found = first_difference(
-            without_timing(json.loads(a.read_text())), without_timing(json.loads(b.read_text()))
+            without_timing(json.loads(a.read_text()), ignored),
+            without_timing(json.loads(b.read_text()), ignored),
         )
     elif a.suffix in (".csv", ".tsv"):
         found = compare_csv(a, b)
@@ -185,7 +210,9 @@ def classify(relative: str, a: Path, b: Path) -> tuple[str, str | None]:
     return ("different", found) if found else ("equal but timings", None)
 
 
-def compare_trees(before: Path, after: Path) -> dict[str, list[tuple[str, str | None]]]:
+def compare_trees(
+    before: Path, after: Path, ignored: frozenset[str] = frozenset()
+) -> dict[str, list[tuple[str, str | None]]]:
     left, right = tracked_files(before), tracked_files(after)
     verdicts: dict[str, list[tuple[str, str | None]]] = {}
 
@@ -199,7 +226,7 @@ def compare_trees(before: Path, after: Path) -> dict[str, list[tuple[str, str | 
             note("only in one tree", name, "before" if name in left else "after")
     for name in sorted(left.keys() & right.keys()):
         if not checkpoint_step(name):
-            kind, detail = classify(name, left[name], right[name])
+            kind, detail = classify(name, left[name], right[name], ignored)
             note(kind, name, detail)
     for step in sorted(steps):
         if not (before / step).is_dir() or not (after / step).is_dir():
@@ -215,8 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("before", type=Path, help="a tree holding results/ (and resources/)")
     parser.add_argument("after", type=Path)
     parser.add_argument("--list", action="store_true", help="name every file, not only counts")
+    parser.add_argument("--ignore-key", action="append", default=[], metavar="KEY",
+                        help="leave this JSON key out everywhere (repeatable), e.g. platform")  # fmt: skip
     args = parser.parse_args(argv)
-    verdicts = compare_trees(args.before, args.after)
+    verdicts = compare_trees(args.before, args.after, frozenset(args.ignore_key))
     for kind in (
         "identical",
         "equal but timings",

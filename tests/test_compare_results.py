@@ -78,3 +78,25 @@ def test_a_tree_without_results_is_refused(compare, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match="empty has no results/"):
         compare.main([str(tmp_path / "a"), str(tmp_path / "empty")])
+
+
+def test_datasets_by_their_arrays_and_an_ignored_key(compare, tmp_path):
+    """A dataset whose provenance record differs but whose arrays do not is 'equal arrays';
+    `--ignore-key platform` leaves the platform record out of every JSON."""
+    for name, record, value, isa in (("a", "v1", 1.0, "AVX2"), ("b", "v2", 1.0, "native")):
+        write_tree(tmp_path / name, wall_s=1.0, success=0.5, loss=0.25, weight=1.0)
+        data = tmp_path / name / "resources/datasets"
+        data.mkdir(parents=True)
+        np.savez(data / "d.npz", actions=np.full(3, value), provenance=np.array(record))
+        config = {"seed": 1, "versions": {"platform": {"xla_cpu_max_isa": isa}}}
+        (tmp_path / name / RUN / "config.json").write_text(json.dumps(config))
+    verdicts = compare.compare_trees(tmp_path / "a", tmp_path / "b")
+    assert ("resources/datasets/d.npz", None) in verdicts["equal arrays"]
+    assert dict(verdicts["different"]) == {
+        f"{RUN}/config.json": "/versions/platform/xla_cpu_max_isa: 'AVX2' vs 'native'"
+    }
+    args = [str(tmp_path / "a"), str(tmp_path / "b"), "--ignore-key", "platform"]
+    assert compare.main(args) == 0
+    np.savez(tmp_path / "b/resources/datasets/d.npz", actions=np.full(3, 2.0))
+    different = dict(compare.compare_trees(tmp_path / "a", tmp_path / "b")["different"])
+    assert different["resources/datasets/d.npz"] == "array actions differs"
